@@ -1,0 +1,57 @@
+"""Named errors: callers catch what went wrong, not a bare ``Exception``."""
+
+from __future__ import annotations
+
+
+class RecsysError(Exception):
+    """Base class of every error raised by recsys."""
+
+
+class DataValidationError(RecsysError, ValueError):
+    """Input data broke its contract; says which file, row and column, and what was expected."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        row: int | None = None,
+        column: str | None = None,
+        expected: str | None = None,
+    ) -> None:
+        self.file = file
+        self.row = row
+        self.column = column
+        self.expected = expected
+        where = []
+        if file is not None:
+            where.append(str(file))
+        if row is not None:
+            where.append(f"row {row}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        prefix = ", ".join(where)
+        text = f"{prefix}: {message}" if prefix else message
+        if expected:
+            text += f" (expected {expected})"
+        super().__init__(text)
+
+
+class ConfigError(RecsysError, ValueError):
+    """A configuration or policy file is invalid."""
+
+
+class ModelFitError(RecsysError):
+    """Training could not produce a usable model."""
+
+
+class NotFittedError(RecsysError, AttributeError):
+    """A model was used before ``fit`` (or ``load``)."""
+
+
+class ArtifactError(RecsysError):
+    """A saved model directory is missing, corrupt or was tampered with."""
+
+
+class UnknownUserError(RecsysError, KeyError):
+    """The user id is not known to the model."""
