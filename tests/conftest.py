@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recsys.data.synthetic import ShopSpec, make_shop
+
+ML100K = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "ml-100k"
+
+
+@pytest.fixture(scope="session")
+def ml100k_path() -> Path:
+    if not (ML100K / "u.data").exists():
+        pytest.skip(f"MovieLens-100K not found at {ML100K}")
+    return ML100K
+
+
+@pytest.fixture(scope="session")
+def small_shop():
+    """A small synthetic shop shared by tests (read-only)."""
+    return make_shop(ShopSpec(n_users=400, n_items=150, seed=3))
