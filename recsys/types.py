@@ -68,6 +68,9 @@ class Evidence:
     count: int | None = None
     total: int | None = None
     window_days: int | None = None
+    value: float | None = None
+    event: str | None = None
+    """The event type the fact is about (``purchase``, ``rating`` ...)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}

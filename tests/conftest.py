@@ -20,3 +20,22 @@ def ml100k_path() -> Path:
 def small_shop():
     """A small synthetic shop shared by tests (read-only)."""
     return make_shop(ShopSpec(n_users=400, n_items=150, seed=3))
+
+
+KEY = b"test-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def pseudonymizer():
+    from recsys.privacy import Pseudonymizer
+
+    return Pseudonymizer(KEY)
+
+
+@pytest.fixture(scope="session")
+def fitted(small_shop, pseudonymizer):
+    """A recommender fitted on the small shop (read-only: tests must not mutate it)."""
+    from recsys.data.synthetic import END
+    from recsys.recommender import Recommender
+
+    return Recommender(pseudonymizer=pseudonymizer).fit(small_shop, now=END)

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys.cli.data_args import load_from_args
+from recsys.cli.data_args import load_from_args, pseudonymizer_from_args
 from recsys.data import Dataset, load_dir
 from recsys.data.synthetic import ShopSpec, make_shop, write_shop
+from recsys.errors import ConfigError, DataValidationError
 
 
 def data_synth(args: argparse.Namespace) -> int:
@@ -49,30 +50,153 @@ def data_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_toml_model(cls, path: str | None):
+    if not path:
+        return None
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    return cls.from_toml(text, source=path)
+
+
+def train(args: argparse.Namespace) -> int:
+    from recsys.config import RecommenderConfig
+    from recsys.privacy.policy import Policy
+    from recsys.recommender import Recommender
+
+    config = _read_toml_model(RecommenderConfig, args.config)
+    policy = _read_toml_model(Policy, args.policy)
+    ds = load_from_args(args)
+    print(f"data: {ds.summary()}")
+    if ds.report.n_rejected:
+        print(ds.report.to_text())
+    rec = Recommender(
+        config, policy=policy, pseudonymizer=pseudonymizer_from_args(args, create=True)
+    )
+    now = pd.Timestamp(args.now, tz="UTC") if args.now else None
+    rec.fit(ds, now=now)
+    print(rec.minimization_.to_text())
+    n, pos = rec.training_examples_
+    print(f"ranker: {len(rec.features_)} features, trained on {n:,} examples ({pos:,} positive)")
+    rec.save(args.out)
+    print(f"model written to {args.out} in {rec.fit_seconds_:.1f}s of training")
+    return 0
+
+
+def _read_user_ids(path: str) -> list[str]:
+    from recsys.data.loaders import read_table
+
+    df = read_table(path)
+    col = "user_id" if "user_id" in df.columns else df.columns[0]
+    ids = df[col].astype(str).str.strip()
+    if (ids == "").any():
+        row = int(df.loc[ids == "", "_row"].iloc[0])
+        raise DataValidationError("empty user id", file=path, row=row, column=col)
+    return list(dict.fromkeys(ids))
+
+
+def recommendation_rows(recs) -> list[dict]:
+    return [
+        {
+            "user_id": recs.user_id,
+            "item_id": r.item_id,
+            "rank": r.rank,
+            "score": r.score,
+            "reason": r.reason.text,
+            "title": r.title,
+            "personalized": recs.personalized,
+            "stage": r.reason.stage,
+            "evidence": json.dumps([e.to_dict() for e in r.reason.evidence]),
+        }
+        for r in recs
+    ]
+
+
+def recommend(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from recsys.artifacts import read_manifest
+    from recsys.recommender import Recommender
+
+    manifest = read_manifest(Path(args.model))
+    ps = pseudonymizer_from_args(args) if manifest["pseudonymized"] else None
+    rec = Recommender.load(args.model, pseudonymizer=ps)
+    users = [args.user] if args.user else _read_user_ids(args.users)
+    rows: list[dict] = []
+    results = []
+    for u in tqdm(users, disable=len(users) < 1000, desc="recommending", unit="user"):
+        recs = rec.recommend(u, args.k, exclude=args.exclude, personalized=not args.no_profiling)
+        results.append(recs)
+        rows.extend(recommendation_rows(recs))
+    out = pd.DataFrame(rows)
+    if args.out:
+        _write_table(out, Path(args.out))
+        print(f"{len(out):,} recommendations for {len(users):,} users written to {args.out}")
+    elif args.json:
+        print(json.dumps([r.to_dicts() for r in results], indent=2))
+    else:
+        for recs in results:
+            print(f"user {recs.user_id}" + ("" if recs.personalized else " (not personalized)"))
+            for r in recs:
+                print(
+                    f"  {r.rank:>2}. {r.title} ({r.item_id})  score {r.score:.3f}\n      {r.reason.text}"
+                )
+    return 0
+
+
+def _write_table(df: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        df.to_parquet(tmp, index=False)
+    else:
+        df.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
 def demo(args: argparse.Namespace) -> int:
-    from recsys.candidates import PopularityCandidates
+    from recsys.cli.data_args import DEFAULT_KEY_FILE
+    from recsys.data.synthetic import END
+    from recsys.privacy.pseudonym import Pseudonymizer, new_key_file
+    from recsys.recommender import Recommender
 
     spec = ShopSpec(n_users=args.users, n_items=args.items, seed=args.seed)
     ds = make_shop(spec)
     print(f"synthetic shop (seed {spec.seed}): {ds.summary()}")
-    pop = PopularityCandidates().fit(ds.interactions, ds.items)
-    titles = ds.items.set_index("item_id")["title"]
-    rows = []
-    bought = ds.interactions[ds.interactions["event"] == "purchase"].groupby("user_id")["item_id"]
-    bought_sets = {u: set(v) for u, v in bought}
-    for user in ds.users["user_id"]:
-        cands = pop.candidates(args.k, exclude=bought_sets.get(user, set()))
-        for rank, (item, score) in enumerate(zip(cands.ids, cands.scores, strict=True), 1):
-            rows.append((user, item, rank, score, pop.reason(item).text))
-    out = pd.DataFrame(rows, columns=["user_id", "item_id", "rank", "score", "reason"])
-    for user in ds.users["user_id"][: args.show]:
-        print(f"\nuser {user}")
-        for r in out[out["user_id"] == user].itertuples():
-            print(f"  {r.rank}. {titles[r.item_id]} ({r.item_id})\n     {r.reason}")
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    path = Path(args.out) / "recommendations.csv"
-    out.to_csv(path, index=False)
+    if not DEFAULT_KEY_FILE.exists():
+        new_key_file(DEFAULT_KEY_FILE)
+    rec = Recommender(pseudonymizer=Pseudonymizer.from_file(DEFAULT_KEY_FILE)).fit(ds, now=END)
+    rep = rec.minimization_
     print(
-        f"\n{len(out):,} recommendations for {out['user_id'].nunique():,} users written to {path}"
+        f"minimized for '{rep.purpose}': kept {rep.rows_kept:,} of {rep.rows_received:,} interactions "
+        f"({rep.users_without_consent} users without consent); user ids pseudonymized"
     )
+    n, pos = rec.training_examples_
+    print(
+        f"trained in {rec.fit_seconds_:.1f}s: {len(rec.features_)} features, "
+        f"{n:,} ranker examples ({pos:,} positive)"
+    )
+    out_dir = Path(args.out)
+    rec.save(out_dir / "model")
+    consenting = ds.users[ds.users["consent_personalization"]]["user_id"]
+    active = ds.interactions["user_id"].value_counts()
+    show = [u for u in consenting if active.get(u, 0) >= 10][: args.show]
+    show += ds.users.loc[~ds.users["consent_personalization"], "user_id"].head(1).tolist()
+    rows = []
+    for user in ds.users["user_id"]:
+        recs = rec.recommend(user, args.k)
+        rows.extend(recommendation_rows(recs))
+        if user in show:
+            label = "" if recs.personalized else " (no consent to personalization)"
+            print(f"\ncustomer {user}{label}")
+            for r in recs:
+                print(f"  {r.rank}. {r.title} ({r.item_id})\n     {r.reason.text}")
+    out = pd.DataFrame(rows)
+    path = out_dir / "recommendations.csv"
+    _write_table(out, path)
+    print(
+        f"\n{len(out):,} recommendations for {out['user_id'].nunique():,} customers written to {path}"
+    )
+    print(f"model saved to {out_dir / 'model'} (pseudonymous ids only; key in {DEFAULT_KEY_FILE})")
     return 0

@@ -64,3 +64,36 @@ def load_from_args(args: argparse.Namespace) -> Dataset:
     raise DataValidationError(
         "no data given", expected="--data DIR, or --interactions FILE and --items FILE"
     )
+
+
+DEFAULT_KEY_FILE = Path(".recsys") / "pseudonym.key"
+
+
+def add_key_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--key-file",
+        metavar="FILE",
+        help="pseudonymization key (default: $RECSYS_PSEUDONYM_KEY, $RECSYS_PSEUDONYM_KEY_FILE, "
+        f"or {DEFAULT_KEY_FILE})",
+    )
+
+
+def pseudonymizer_from_args(args: argparse.Namespace, *, create: bool = False):
+    """The key from --key-file, the environment, or the default file (created for training)."""
+    import os
+
+    from recsys.privacy.pseudonym import ENV_KEY, ENV_KEY_FILE, Pseudonymizer, new_key_file
+
+    if args.key_file:
+        return Pseudonymizer.from_file(args.key_file)
+    if os.environ.get(ENV_KEY) or os.environ.get(ENV_KEY_FILE):
+        return Pseudonymizer.from_env()
+    if not DEFAULT_KEY_FILE.exists():
+        if not create:
+            return Pseudonymizer.from_env()  # raises the explanatory error
+        new_key_file(DEFAULT_KEY_FILE)
+        print(
+            f"created a pseudonymization key at {DEFAULT_KEY_FILE}: keep it out of model "
+            "directories; every process that serves this model needs it"
+        )
+    return Pseudonymizer.from_file(DEFAULT_KEY_FILE)

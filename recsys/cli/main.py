@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from recsys import __version__
 from recsys.cli import commands
-from recsys.cli.data_args import add_data_args
+from recsys.cli.data_args import add_data_args, add_key_arg
 from recsys.errors import RecsysError
 
 
@@ -35,6 +35,32 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--quarantine", metavar="FILE", help="write rejected rows to this CSV")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     v.set_defaults(func=commands.data_validate)
+
+    t = sub.add_parser("train", help="fit a model and save it to a directory")
+    add_data_args(t)
+    add_key_arg(t)
+    t.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
+    t.add_argument("--config", metavar="TOML", help="pipeline configuration (RecommenderConfig)")
+    t.add_argument("--policy", metavar="TOML", help="purpose policy (default: the shipped policy)")
+    t.add_argument(
+        "--now", metavar="DATE", help="reference time of the retention window (default: now)"
+    )
+    t.set_defaults(func=commands.train)
+
+    r = sub.add_parser("recommend", help="recommend for one user or every user in a file")
+    add_key_arg(r)
+    r.add_argument("--model", required=True, metavar="DIR")
+    who = r.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", metavar="ID")
+    who.add_argument("--users", metavar="FILE", help="CSV or Parquet with a user_id column")
+    r.add_argument("--k", type=int, default=10)
+    r.add_argument("--out", metavar="FILE", help="CSV or Parquet (by suffix); default: print")
+    r.add_argument("--exclude", nargs="*", default=[], metavar="ITEM", help="item ids to leave out")
+    r.add_argument(
+        "--no-profiling", action="store_true", help="non-personalized list (DSA Art. 38)"
+    )
+    r.add_argument("--json", action="store_true", help="print the structured result as JSON")
+    r.set_defaults(func=commands.recommend)
 
     demo = sub.add_parser("demo", help="run the main job on the embedded synthetic shop")
     demo.add_argument("--out", default="demo-output", metavar="DIR")

@@ -1,0 +1,173 @@
+"""Systems compared side by side in an evaluation run: one small interface for all of them."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, Self
+
+import numpy as np
+import pandas as pd
+
+from recsys.candidates.implicit_adapter import ImplicitModel
+from recsys.config import RecommenderConfig
+from recsys.data.dataset import Dataset
+from recsys.data.splits import temporal_split
+from recsys.evaluation.metrics import ndcg_values
+from recsys.features.history import History, Vocabulary
+from recsys.privacy.policy import Policy
+from recsys.recommender import Recommender
+
+
+class System(Protocol):
+    name: str
+
+    def fit(self, train: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> Self: ...
+
+    def recommend_all(self, users: Sequence[str], k: int) -> dict[str, list[str]]: ...
+
+
+class _MatrixSystem:
+    """Shared by systems that score every item: excludes each user's training items."""
+
+    name = "matrix"
+
+    def _index(self, train: pd.DataFrame, items: pd.DataFrame) -> History:
+        users = Vocabulary(np.sort(train["user_id"].unique()).astype(object))
+        self.history_ = History.from_frame(
+            train, users, Vocabulary(items["item_id"].to_numpy(dtype=object))
+        )
+        return self.history_
+
+    def _scores(self, u: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def recommend_all(self, users: Sequence[str], k: int) -> dict[str, list[str]]:
+        h = self.history_
+        ids = h.items.ids
+        out: dict[str, list[str]] = {}
+        idx = h.users.index(list(users))
+        for start in range(0, len(users), 512):
+            batch = idx[start : start + 512]
+            known = batch >= 0
+            s = np.full((len(batch), len(ids)), -np.inf)
+            if known.any():
+                s[known] = self._scores(batch[known])
+            for row, u in enumerate(batch):
+                if u >= 0:
+                    s[row, h.item[h.span(int(u))]] = -np.inf
+            top = np.argsort(-s, axis=1, kind="stable")[:, :k]
+            for row, user in enumerate(users[start : start + 512]):
+                keep = top[row][np.isfinite(s[row, top[row]])]
+                out[str(user)] = ids[keep].tolist()
+        return out
+
+
+class MostPopular(_MatrixSystem):
+    """Items by the number of distinct training users."""
+
+    name = "popular"
+
+    def fit(self, train: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> Self:
+        h = self._index(train, items)
+        m = h.matrix()
+        m.data[:] = 1
+        self.counts_ = np.asarray(m.sum(axis=0)).ravel()
+        return self
+
+    def _scores(self, u: np.ndarray) -> np.ndarray:
+        return np.tile(self.counts_, (len(u), 1)).astype(float)
+
+
+class ImplicitSystem(_MatrixSystem):
+    """``implicit`` ALS or BPR alone."""
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+        self.name = str(params.get("algorithm", "als"))
+
+    def fit(self, train: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> Self:
+        h = self._index(train, items)
+        self.model_ = ImplicitModel(**self.params).fit(h.matrix())
+        return self
+
+    def _scores(self, u: np.ndarray) -> np.ndarray:
+        return self.model_.user_factors_[u] @ self.model_.item_factors_.T
+
+
+class PipelineSystem:
+    """The full recsys pipeline (candidates, features, ranker), as of each user's last event."""
+
+    def __init__(
+        self,
+        config: RecommenderConfig,
+        policy: Policy | None = None,
+        name: str = "recsys (no re-ranking)",
+    ) -> None:
+        self.config = config
+        self.policy = policy
+        self.name = name
+
+    def fit(self, train: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> Self:
+        ds = Dataset(interactions=train, items=items, users=users)
+        self.model_ = Recommender(self.config, policy=self.policy).fit(
+            ds, now=train["timestamp"].max()
+        )
+        self.last_ = train.groupby("user_id")["timestamp"].max()
+        return self
+
+    def recommend_all(self, users: Sequence[str], k: int) -> dict[str, list[str]]:
+        out = {}
+        for u in users:
+            as_of = self.last_.get(u)
+            out[str(u)] = self.model_.recommend(u, k, as_of=as_of).item_ids
+        return out
+
+
+def relevant(test: pd.DataFrame, relevant_rating: float = 4.0) -> dict[str, set[str]]:
+    """Relevant test items per user: good ratings, purchases, carts (views if nothing else)."""
+    from recsys.ranking.training import positives
+
+    pos = positives(test, relevant_rating)
+    return {str(u): set(g) for u, g in pos.groupby("user_id")["item_id"]}
+
+
+def pipeline_factory(base: RecommenderConfig, policy: Policy | None = None):
+    """Builds pipeline systems from dotted overrides, e.g. ``{"ranker.max_iter": 150}``."""
+
+    def make(**overrides: Any) -> PipelineSystem:
+        cfg = base.model_dump()
+        for key, value in overrides.items():
+            node = cfg
+            *path, last = key.split(".")
+            for part in path:
+                node = node[part]
+            node[last] = value
+        return PipelineSystem(RecommenderConfig.model_validate(cfg), policy)
+
+    return make
+
+
+def tune(
+    make: Callable[..., System],
+    grid: Mapping[str, Sequence[Any]],
+    train: pd.DataFrame,
+    items: pd.DataFrame,
+    users: pd.DataFrame,
+    *,
+    fraction: float = 0.2,
+    k: int = 10,
+    fixed: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], float, list[tuple[dict[str, Any], float]]]:
+    """Grid search on a validation split carved from ``train`` (the test set is never touched)."""
+    inner, val = temporal_split(train, fraction)
+    truth = relevant(val)
+    users_v = sorted(truth)
+    trials = []
+    for values in itertools.product(*grid.values()):
+        params = {**(fixed or {}), **dict(zip(grid.keys(), values, strict=True))}
+        sys_ = make(**params).fit(inner, items, users)
+        score = float(ndcg_values(sys_.recommend_all(users_v, k), truth, k).mean())
+        trials.append((params, score))
+    best = max(trials, key=lambda t: t[1])
+    return best[0], best[1], trials

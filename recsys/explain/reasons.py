@@ -1,0 +1,95 @@
+"""Reasons from attributions: name only what raised the item's score, state only checkable facts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsys.explain.templates import MESSAGES, render
+from recsys.features.context import FeatureContext, UserState
+from recsys.features.history import Catalog
+from recsys.features.registry import Feature
+from recsys.privacy.policy import Policy
+from recsys.types import Evidence, Reason
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    """What a reason must never name: sensitive categories and the items in them."""
+
+    policy: Policy
+    items: np.ndarray
+    """Per item index: is it in a sensitive category (or named like one)?"""
+
+    def reveals(self, ev: Evidence, ctx: FeatureContext) -> bool:
+        if ev.category and self.policy.is_sensitive_category(ev.category):
+            return True
+        if ev.item_id is not None:
+            i = ctx.catalog.items.get(ev.item_id)
+            return bool(i >= 0 and self.items[i])
+        return False
+
+
+def sensitive_items(catalog: Catalog, policy: Policy) -> Sensitivity:
+    flags = np.array(
+        [
+            any(
+                policy.is_sensitive_category(w)
+                for w in [*catalog.categories_of(i), str(catalog.title[i])]
+            )
+            for i in range(len(catalog.items))
+        ],
+        dtype=bool,
+    )
+    return Sensitivity(policy, flags)
+
+
+def build_reason(
+    ctx: FeatureContext,
+    st: UserState,
+    item: int,
+    features: Sequence[Feature],
+    attributions: np.ndarray,
+    sensitivity: Sensitivity,
+    titles: dict[str, str],
+    *,
+    max_clauses: int = 2,
+) -> Reason:
+    """A sentence from the item's largest positive attributions, grouped by template.
+
+    A group speaks only through its features with a positive attribution, and only when its
+    evidence supports a sentence that reveals nothing sensitive; otherwise the next group speaks.
+    """
+    groups: dict[str, list[int]] = {}
+    for j, f in enumerate(features):
+        if attributions[j] > 0:
+            groups.setdefault(f.group, []).append(j)
+    order = sorted(groups, key=lambda g: -sum(attributions[j] for j in groups[g]))
+    clauses: list[str] = []
+    named: list[int] = []
+    evidence: list[Evidence] = []
+    for g in order:
+        idx = sorted(groups[g], key=lambda j: -attributions[j])
+        facts = features[idx[0]].evidence(ctx, st, item)
+        texts = [(ev, render(ev, titles)) for ev in facts if not sensitivity.reveals(ev, ctx)]
+        # one sentence per kind of fact, and never the item itself as its own evidence
+        used = {e.fact for e in evidence}
+        texts = [(ev, t) for ev, t in texts if t and ev.fact not in used]
+        if not texts:
+            continue
+        clauses.append(texts[0][1])
+        evidence.append(texts[0][0])
+        named.extend(idx)
+        if len(clauses) == max_clauses:
+            break
+    if not clauses:
+        return Reason(text=MESSAGES["fallback"], stage="ranker")
+    return Reason(
+        text=". ".join(clauses),
+        features=tuple(features[j].name for j in named),
+        attributions=tuple(float(attributions[j]) for j in named),
+        evidence=tuple(evidence),
+        stage="ranker",
+    )

@@ -1,0 +1,208 @@
+"""Fitted state that features read: history, catalog, collaborative factors and shop-wide counts.
+
+Everything here is derived from minimized data only. Shop-wide counts are recomputed from the
+history on load, so an artifact stores only the history, the catalog and the factors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys.candidates.implicit_adapter import ImplicitModel
+from recsys.candidates.popularity import SIGNAL_ORDER
+from recsys.data.schema import EVENTS
+from recsys.features.history import DAY, EVENT_CODE, EVENT_WEIGHT, Catalog, History
+
+TRENDING_DAYS = 30
+REBUY_MIN_BUYERS = 3
+REBUY_MIN_SHARE = 0.1
+RATING_PRIOR_WEIGHT = 10.0
+
+
+@dataclass
+class FeatureContext:
+    """What the features of one model see."""
+
+    history: History
+    catalog: Catalog
+    collab: ImplicitModel
+    _trend_cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    # --- shop-wide counts -------------------------------------------------------------------
+    @cached_property
+    def signal_event(self) -> str:
+        present = self.history.events_present
+        return next((e for e in SIGNAL_ORDER if e in present), "view")
+
+    @cached_property
+    def confidence(self) -> sp.csr_matrix:
+        """User x item confidence (event weights summed): what the collaborative model fits."""
+        return self.history.matrix()
+
+    @cached_property
+    def user_items(self) -> sp.csr_matrix:
+        """Binary user x item matrix (any event)."""
+        m = self.confidence.copy()
+        m.data[:] = 1.0
+        return m
+
+    @cached_property
+    def item_users(self) -> sp.csc_matrix:
+        return self.user_items.tocsc()
+
+    @cached_property
+    def customers(self) -> np.ndarray:
+        """Distinct users with any event, per item."""
+        return np.diff(self.item_users.indptr).astype(float)
+
+    @cached_property
+    def _signal(self) -> tuple[np.ndarray, np.ndarray]:
+        mask = self.history.event == EVENT_CODE[self.signal_event]
+        ts, it = self.history.ts[mask], self.history.item[mask]
+        order = np.argsort(ts, kind="stable")
+        return ts[order], it[order]
+
+    def trending(self, as_of: int) -> tuple[np.ndarray, int]:
+        """Signal events per item in the 30 days before the day of ``as_of``; and that day."""
+        day = int(as_of // DAY * DAY)
+        hit = self._trend_cache.get(day)
+        if hit is None:
+            ts, it = self._signal
+            lo, hi = np.searchsorted(ts, [day - TRENDING_DAYS * DAY, day])
+            hit = np.bincount(it[lo:hi], minlength=len(self.catalog.items)).astype(float)
+            if len(self._trend_cache) * len(hit) > 50_000_000:
+                self._trend_cache.clear()
+            self._trend_cache[day] = hit
+        return hit, day
+
+    @cached_property
+    def has_ratings(self) -> bool:
+        return "rating" in self.history.events_present
+
+    @cached_property
+    def rating_stats(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """(sum, count) of ratings per item, and the global mean rating."""
+        m = (self.history.event == EVENT_CODE["rating"]) & np.isfinite(self.history.value)
+        n_items = len(self.catalog.items)
+        s = np.bincount(self.history.item[m], weights=self.history.value[m], minlength=n_items)
+        c = np.bincount(self.history.item[m], minlength=n_items).astype(float)
+        mean = float(s.sum() / c.sum()) if c.sum() else 0.0
+        return s, c, mean
+
+    @cached_property
+    def has_purchases(self) -> bool:
+        return "purchase" in self.history.events_present
+
+    @cached_property
+    def rebuy(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per item: whether customers buy it again, and the median days between purchases."""
+        n_items = len(self.catalog.items)
+        h = self.history
+        m = h.event == EVENT_CODE["purchase"]
+        u = h.user_of_event()[m]
+        it, ts = h.item[m], h.ts[m]
+        if not len(it):
+            return np.zeros(n_items, bool), np.full(n_items, np.nan)
+        df = pd.DataFrame({"u": u, "i": it, "t": ts}).sort_values(["u", "i", "t"])
+        df["gap"] = df.groupby(["u", "i"])["t"].diff() / DAY
+        per = df.groupby(["u", "i"]).size()
+        buyers = per.groupby(level="i").size()
+        again = (per >= 2).groupby(level="i").sum()
+        share = (again / buyers).reindex(range(n_items), fill_value=0).to_numpy()
+        nb = buyers.reindex(range(n_items), fill_value=0).to_numpy()
+        gaps = df[df["gap"] >= 1].groupby("i")["gap"].median().reindex(range(n_items)).to_numpy()
+        return (share >= REBUY_MIN_SHARE) & (nb >= REBUY_MIN_BUYERS), gaps
+
+    @cached_property
+    def cutoff(self) -> int:
+        """The newest event time: the model's 'now' when no request time is given."""
+        return int(self.history.ts.max()) if len(self.history.ts) else 0
+
+    # --- one user ---------------------------------------------------------------------------
+    def user_state(self, u: int, as_of: int | None = None) -> UserState:
+        return UserState.build(self, u, self.cutoff if as_of is None else as_of)
+
+
+@dataclass
+class UserState:
+    """Per-request facts about one user, computed once and shared by all features."""
+
+    u: int
+    as_of: int
+    items: np.ndarray
+    """Distinct items of the user's history, most recent first."""
+    last_ts: np.ndarray
+    """When each of ``items`` was last touched."""
+    last_event: np.ndarray
+    collab: np.ndarray
+    """Collaborative score of every item."""
+    collab_mean: float
+    collab_std: float
+    category_counts: np.ndarray
+    brand_counts: dict[str, int]
+    price_median: float
+    last_purchase: dict[int, int]
+    cache: dict = field(default_factory=dict, repr=False)
+    """Per-request memo shared by features and evidence (e.g. co-occurrence rows)."""
+
+    @classmethod
+    def build(cls, ctx: FeatureContext, u: int, as_of: int) -> UserState:
+        h = ctx.history
+        if u >= 0:
+            s = h.span(u)
+            items_all, ts_all, ev_all = h.item[s], h.ts[s], h.event[s]
+            scores = ctx.collab.scores(u)
+        else:
+            items_all = ts_all = ev_all = np.empty(0, dtype=np.int64)
+            scores = np.zeros(len(ctx.catalog.items), dtype=np.float32)
+        rev_items, rev_ts, rev_ev = items_all[::-1], ts_all[::-1], ev_all[::-1]
+        _, first = np.unique(rev_items, return_index=True)
+        first = np.sort(first)
+        items = rev_items[first]
+        cat = ctx.catalog
+        cc = (
+            np.asarray(cat.item_categories[items].sum(axis=0)).ravel()
+            if len(items)
+            else np.zeros(len(cat.categories))
+        )
+        brands: dict[str, int] = {}
+        if cat.brand is not None:
+            for b in cat.brand[items]:
+                if b:
+                    brands[b] = brands.get(b, 0) + 1
+        price = np.nanmedian(cat.price[items]) if cat.price is not None and len(items) else np.nan
+        bought = ev_all == EVENT_CODE["purchase"]
+        last_purchase = dict(zip(items_all[bought].tolist(), ts_all[bought].tolist(), strict=True))
+        std = float(scores.std())
+        return cls(
+            u=u,
+            as_of=as_of,
+            items=items,
+            last_ts=rev_ts[first],
+            last_event=rev_ev[first],
+            collab=scores,
+            collab_mean=float(scores.mean()),
+            collab_std=std if std > 0 else 1.0,
+            category_counts=cc,
+            brand_counts=brands,
+            price_median=float(price) if np.isfinite(price) else np.nan,
+            last_purchase=last_purchase,
+        )
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    def recent(self, n: int) -> np.ndarray:
+        return self.items[:n]
+
+    def event_name(self, k: int) -> str:
+        return EVENTS[int(self.last_event[k])]
+
+
+__all__ = ["EVENT_WEIGHT", "FeatureContext", "UserState"]

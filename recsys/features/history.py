@@ -1,0 +1,163 @@
+"""Array views of minimized data that every stage shares: vocabularies, histories, the catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys.data.schema import CATEGORY_SEP, EVENTS
+
+EVENT_CODE = {e: i for i, e in enumerate(EVENTS)}
+EVENT_WEIGHT = np.array([1.0, 2.0, 4.0, 1.0])  # view, cart, purchase, rating: confidence in ALS
+DAY = 86_400
+
+
+class Vocabulary:
+    """Maps external ids to dense indices and back."""
+
+    def __init__(self, ids: np.ndarray | list[str]) -> None:
+        self.ids = np.asarray(ids, dtype=object)
+        self._index = pd.Index(self.ids)
+        if not self._index.is_unique:
+            raise ValueError("vocabulary ids must be unique")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index(self, ids: np.ndarray | list[str] | pd.Series) -> np.ndarray:
+        """Indices of ``ids``; -1 where unknown."""
+        return self._index.get_indexer(np.asarray(ids, dtype=object))
+
+    def get(self, id_: str) -> int:
+        """Index of one id; -1 if unknown (a dict lookup: this is on the request path)."""
+        pos = self.__dict__.get("_pos")
+        if pos is None:
+            pos = self.__dict__["_pos"] = {k: i for i, k in enumerate(self.ids.tolist())}
+        return pos.get(id_, -1)
+
+
+@dataclass(frozen=True)
+class History:
+    """Every user's events in time order, in CSR layout (``indptr`` over users)."""
+
+    users: Vocabulary
+    items: Vocabulary
+    indptr: np.ndarray
+    item: np.ndarray
+    ts: np.ndarray
+    """Unix seconds."""
+    event: np.ndarray
+    value: np.ndarray
+
+    @classmethod
+    def from_frame(cls, inter: pd.DataFrame, users: Vocabulary, items: Vocabulary) -> History:
+        u = users.index(inter["user_id"])
+        i = items.index(inter["item_id"])
+        keep = (u >= 0) & (i >= 0)
+        ts = inter["timestamp"].to_numpy(dtype="datetime64[s]").astype(np.int64)[keep]
+        ev = inter["event"].map(EVENT_CODE).to_numpy(dtype=np.int8)[keep]
+        val = (
+            inter["value"].to_numpy(dtype=float)[keep]
+            if "value" in inter
+            else np.full(keep.sum(), np.nan)
+        )
+        u, i = u[keep], i[keep]
+        order = np.lexsort((i, ts, u))
+        indptr = np.zeros(len(users) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(u, minlength=len(users)), out=indptr[1:])
+        return cls(users, items, indptr, i[order], ts[order], ev[order], val[order])
+
+    def span(self, u: int) -> slice:
+        return slice(int(self.indptr[u]), int(self.indptr[u + 1]))
+
+    def user_of_event(self) -> np.ndarray:
+        return np.repeat(np.arange(len(self.users)), np.diff(self.indptr))
+
+    def matrix(self) -> sp.csr_matrix:
+        """User x item confidence: event weights summed (duplicates add up)."""
+        w = EVENT_WEIGHT[self.event]
+        m = sp.csr_matrix(
+            (w.astype(np.float32), (self.user_of_event(), self.item)),
+            shape=(len(self.users), len(self.items)),
+        )
+        m.sum_duplicates()
+        return m
+
+    def seen(self, u: int) -> np.ndarray:
+        return np.unique(self.item[self.span(u)])
+
+    def recent_items(self, u: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The user's ``n`` most recent distinct items and the time each was last touched."""
+        s = self.span(u)
+        items, ts = self.item[s][::-1], self.ts[s][::-1]
+        _, first = np.unique(items, return_index=True)
+        first = np.sort(first)[:n]
+        return items[first], ts[first]
+
+    @cached_property
+    def events_present(self) -> frozenset[str]:
+        return frozenset(EVENTS[c] for c in np.unique(self.event))
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Item attributes as arrays indexed like the item vocabulary."""
+
+    items: Vocabulary
+    title: np.ndarray
+    categories: tuple[str, ...]
+    item_categories: sp.csr_matrix
+    """Item x category 0/1 matrix (multi-valued categories)."""
+    brand: np.ndarray | None
+    price: np.ndarray | None
+    created: np.ndarray | None
+    """Unix seconds, NaN where unknown."""
+    in_stock: np.ndarray
+
+    @classmethod
+    def from_frame(cls, items: pd.DataFrame) -> Catalog:
+        vocab = Vocabulary(items["item_id"].to_numpy(dtype=object))
+        lists = items["category"].astype(str).str.split(CATEGORY_SEP, regex=False)
+        cats = sorted({c for cs in lists for c in cs if c})
+        cidx = {c: k for k, c in enumerate(cats)}
+        rows = np.repeat(np.arange(len(items)), lists.map(len).to_numpy())
+        cols = np.array([cidx[c] for cs in lists for c in cs], dtype=np.int64)
+        ic = sp.csr_matrix(
+            (np.ones(len(cols), np.float32), (rows, cols)), shape=(len(items), len(cats))
+        )
+        ic.data[:] = 1.0
+        created = None
+        if "created_at" in items:
+            c = items["created_at"]
+            created = np.where(c.isna(), np.nan, c.to_numpy(dtype="datetime64[s]").astype(np.int64))
+        brand = items["brand"].to_numpy(dtype=object) if "brand" in items else None
+        if brand is not None and not (brand != "").any():
+            brand = None
+        price = items["price"].to_numpy(dtype=float) if "price" in items else None
+        if price is not None and np.isnan(price).all():
+            price = None
+        stock = (
+            items["in_stock"].to_numpy(dtype=bool)
+            if "in_stock" in items
+            else np.ones(len(items), bool)
+        )
+        return cls(
+            vocab,
+            items["title"].to_numpy(dtype=object),
+            tuple(cats),
+            ic,
+            brand,
+            price,
+            created,
+            stock,
+        )
+
+    def categories_of(self, i: int) -> list[str]:
+        row = self.item_categories.indices[
+            self.item_categories.indptr[i] : self.item_categories.indptr[i + 1]
+        ]
+        return [self.categories[c] for c in row]

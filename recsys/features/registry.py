@@ -1,0 +1,365 @@
+"""Named, human-meaningful features of a (user, item) pair, each with the facts behind its value.
+
+A feature declares the fields it reads (``table.column``); :func:`check_features` refuses any
+feature that reads a protected attribute or a field the purpose policy does not allow, so a
+protected attribute can never become a model input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsys.features.context import RATING_PRIOR_WEIGHT, TRENDING_DAYS, FeatureContext, UserState
+from recsys.features.history import DAY
+from recsys.privacy.policy import Policy, ProtectedAttributeError
+from recsys.types import Evidence
+
+Compute = Callable[[FeatureContext, UserState, np.ndarray], np.ndarray]
+Explain = Callable[[FeatureContext, UserState, int], tuple[Evidence, ...]]
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    group: str
+    """The reason template this feature speaks through (several features may share one)."""
+    description: str
+    reads: frozenset[str]
+    compute: Compute
+    evidence: Explain
+    available: Callable[[FeatureContext], bool] = lambda ctx: True
+
+
+def _date(ts: int | float) -> str:
+    return str(np.datetime64(int(ts), "s").astype("datetime64[D]"))
+
+
+def _position(st: UserState, item: int) -> int:
+    return int(np.flatnonzero(st.items == item)[0])
+
+
+def _chose(ctx: FeatureContext, st: UserState, item: int, **kw) -> Evidence:
+    k = _position(st, item)
+    return Evidence(
+        fact=kw.pop("fact"),
+        item_id=str(ctx.catalog.items.ids[item]),
+        date=_date(st.last_ts[k]),
+        event=st.event_name(k),
+        **kw,
+    )
+
+
+# --- collaborative ------------------------------------------------------------------------------
+def collab_z(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
+    return (st.collab[cand] - st.collab_mean) / st.collab_std
+
+
+def collab_raw(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
+    return st.collab[cand].astype(float)
+
+
+def cooccurrence(
+    ctx: FeatureContext, j: int, cand: np.ndarray, st: UserState | None = None
+) -> np.ndarray:
+    """Customers who chose both item ``j`` and each candidate (memoized per request)."""
+    key = ("cooc", int(j))
+    row = st.cache.get(key) if st is not None else None
+    if row is None:
+        users = ctx.item_users.indices[ctx.item_users.indptr[j] : ctx.item_users.indptr[j + 1]]
+        row = np.bincount(ctx.user_items[users].indices, minlength=len(ctx.catalog.items))
+        if st is not None:
+            st.cache[key] = row
+    return row[cand].astype(float)
+
+
+def collab_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
+    if st.n_items == 0:
+        return ()
+    hist = st.items[:50]
+    explain = st.cache.get("collab")
+    if explain is None:
+        conf = ctx.confidence[st.u, hist].toarray().ravel() if st.u >= 0 else np.ones(len(hist))
+        explain = st.cache["collab"] = ctx.collab.explainer(hist, conf)
+    contrib = explain(item)
+    for k in np.argsort(-contrib, kind="stable")[:5]:
+        if contrib[k] <= 0:
+            break
+        if hist[k] == item:
+            continue
+        together = int(cooccurrence(ctx, int(hist[k]), np.array([item]), st)[0])
+        if together > 0:
+            return (_chose(ctx, st, int(hist[k]), fact="chosen_together", count=together),)
+    return (Evidence(fact="taste_profile", count=st.n_items),)
+
+
+# --- similarity to what the user did last -------------------------------------------------------
+def _sim(ctx: FeatureContext, st: UserState, cand: np.ndarray, n: int) -> np.ndarray:
+    r = st.recent(n)
+    if not len(r):
+        return np.full((len(cand), 1), np.nan)
+    unit = ctx.collab.item_unit_
+    return unit[cand] @ unit[r].T
+
+
+def sim_recent3(ctx, st, cand):
+    return np.nanmean(_sim(ctx, st, cand, 3), axis=1)
+
+
+def sim_max10(ctx, st, cand):
+    return np.nanmax(_sim(ctx, st, cand, 10), axis=1)
+
+
+def sim_mean10(ctx, st, cand):
+    return np.nanmean(_sim(ctx, st, cand, 10), axis=1)
+
+
+def similar_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
+    if st.n_items == 0:
+        return ()
+    recent = st.recent(10)
+    s = np.where(recent == item, -np.inf, _sim(ctx, st, np.array([item]), 10)[0])
+    if not np.isfinite(s).any():
+        return ()
+    return (_chose(ctx, st, int(recent[int(np.argmax(s))]), fact="similar_to"),)
+
+
+def cooc_recent3(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
+    r = st.recent(3)
+    if not len(r):
+        return np.full(len(cand), np.nan)
+    cust = ctx.customers
+    cols = [
+        cooccurrence(ctx, int(j), cand, st) / np.sqrt((cust[cand] + 1) * (cust[j] + 1)) for j in r
+    ]
+    return np.mean(cols, axis=0)
+
+
+def cooc_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
+    r = st.recent(3)
+    if not len(r):
+        return ()
+    counts = [
+        0 if j == item else int(cooccurrence(ctx, int(j), np.array([item]), st)[0]) for j in r
+    ]
+    k = int(np.argmax(counts))
+    if counts[k] == 0:
+        return ()
+    return (_chose(ctx, st, int(r[k]), fact="chosen_together", count=counts[k]),)
+
+
+# --- the user's own habits ----------------------------------------------------------------------
+def category_affinity(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
+    if st.n_items == 0:
+        return np.zeros(len(cand))
+    ic = ctx.catalog.item_categories[cand]
+    share = ic.multiply(st.category_counts[None, :] / st.n_items).tocsr()
+    return share.max(axis=1).toarray().ravel()
+
+
+def category_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
+    cats = ctx.catalog.item_categories
+    idx = cats.indices[cats.indptr[item] : cats.indptr[item + 1]]
+    if not len(idx) or st.n_items == 0:
+        return ()
+    best = idx[np.argmax(st.category_counts[idx])]
+    n = int(st.category_counts[best])
+    if n == 0:
+        return ()
+    return (
+        Evidence(
+            fact="category_share", category=ctx.catalog.categories[best], count=n, total=st.n_items
+        ),
+    )
+
+
+def brand_affinity(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
+    if st.n_items == 0 or ctx.catalog.brand is None:
+        return np.zeros(len(cand))
+    return np.array([st.brand_counts.get(b, 0) for b in ctx.catalog.brand[cand]]) / st.n_items
+
+
+def brand_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
+    b = ctx.catalog.brand[item] if ctx.catalog.brand is not None else None
+    n = st.brand_counts.get(b, 0) if b else 0
+    if not n:
+        return ()
+    return (Evidence(fact="brand_share", brand=str(b), count=n, total=st.n_items),)
+
+
+def price_fit(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
+    p = ctx.catalog.price
+    if p is None or not np.isfinite(st.price_median) or st.price_median <= 0:
+        return np.full(len(cand), np.nan)
+    return -np.abs(np.log(np.maximum(p[cand], 0.01)) - np.log(st.price_median))
+
+
+def price_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
+    if not np.isfinite(st.price_median):
+        return ()
+    return (Evidence(fact="usual_price", value=round(float(st.price_median), 2), total=st.n_items),)
+
+
+def repeat_cycle(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
+    _, gaps = ctx.rebuy
+    last = np.array([st.last_purchase.get(int(i), np.nan) for i in cand], dtype=float)
+    return (st.as_of - last) / DAY / np.where(np.isfinite(gaps[cand]), gaps[cand], 30.0)
+
+
+def repeat_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
+    ts = st.last_purchase.get(int(item))
+    if ts is None:
+        return ()
+    return (
+        Evidence(
+            fact="bought_before",
+            item_id=str(ctx.catalog.items.ids[item]),
+            date=_date(ts),
+            event="purchase",
+        ),
+    )
+
+
+# --- the shop -----------------------------------------------------------------------------------
+def trending(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
+    counts, _ = ctx.trending(st.as_of)
+    return np.log1p(counts[cand])
+
+
+def trending_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
+    counts, day = ctx.trending(st.as_of)
+    n = int(counts[item])
+    if n == 0:
+        return ()
+    return (
+        Evidence(
+            fact="trending",
+            count=n,
+            window_days=TRENDING_DAYS,
+            date=_date(day),
+            event=ctx.signal_event,
+        ),
+    )
+
+
+def popularity(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
+    return np.log1p(ctx.customers[cand])
+
+
+def popularity_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
+    only = next(iter(ctx.history.events_present)) if len(ctx.history.events_present) == 1 else None
+    return (Evidence(fact="customers", count=int(ctx.customers[item]), event=only),)
+
+
+def average_rating(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
+    s, c, mean = ctx.rating_stats
+    return (s[cand] + mean * RATING_PRIOR_WEIGHT) / (c[cand] + RATING_PRIOR_WEIGHT)
+
+
+def rating_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
+    s, c, _ = ctx.rating_stats
+    if c[item] == 0:
+        return ()
+    return (
+        Evidence(
+            fact="average_rating", value=round(float(s[item] / c[item]), 1), count=int(c[item])
+        ),
+    )
+
+
+def item_age(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
+    return (st.as_of - ctx.catalog.created[cand]) / DAY
+
+
+def age_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
+    created = ctx.catalog.created[item]
+    if not np.isfinite(created):
+        return ()
+    return (
+        Evidence(fact="listed", date=_date(created), window_days=int((st.as_of - created) // DAY)),
+    )
+
+
+INT, ITM = "interactions", "items"
+HIST = frozenset({f"{INT}.user_id", f"{INT}.item_id", f"{INT}.timestamp", f"{INT}.event"})
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("collab_z", "collaborative", "collaborative score relative to the user's other items",
+            HIST, collab_z, collab_evidence),
+    Feature("collab_raw", "collaborative", "collaborative (matrix factorization) score",
+            HIST, collab_raw, collab_evidence),
+    Feature("sim_recent3", "similar", "similarity to the user's 3 most recent items",
+            HIST, sim_recent3, similar_evidence),
+    Feature("sim_max10", "similar", "highest similarity to one of the user's 10 most recent items",
+            HIST, sim_max10, similar_evidence),
+    Feature("sim_mean10", "similar", "mean similarity to the user's 10 most recent items",
+            HIST, sim_mean10, similar_evidence),
+    Feature("cooc_recent3", "together", "customers who chose the user's recent items chose it too",
+            HIST, cooc_recent3, cooc_evidence),
+    Feature("category_affinity", "category", "share of the user's items in the item's category",
+            HIST | {f"{ITM}.category"}, category_affinity, category_evidence),
+    Feature("brand_affinity", "brand", "share of the user's items from the item's brand",
+            HIST | {f"{ITM}.brand"}, brand_affinity, brand_evidence,
+            lambda ctx: ctx.catalog.brand is not None),
+    Feature("price_fit", "price", "closeness to the user's usual price",
+            HIST | {f"{ITM}.price"}, price_fit, price_evidence,
+            lambda ctx: ctx.catalog.price is not None),
+    Feature("repeat_cycle", "repeat", "time since the user last bought it, in typical re-buy cycles",
+            HIST, repeat_cycle, repeat_evidence, lambda ctx: ctx.has_purchases),
+    Feature("trending", "trending", "shop-wide choices in the last 30 days (log)",
+            HIST, trending, trending_evidence),
+    Feature("popularity", "popularity", "customers who ever chose it (log)",
+            HIST, popularity, popularity_evidence),
+    Feature("average_rating", "rating", "average rating, shrunk towards the shop mean",
+            HIST | {f"{INT}.value"}, average_rating, rating_evidence, lambda ctx: ctx.has_ratings),
+    Feature("item_age", "new", "days since the item was listed",
+            HIST | {f"{ITM}.created_at"}, item_age, age_evidence,
+            lambda ctx: ctx.catalog.created is not None),
+)  # fmt: skip
+REGISTRY: dict[str, Feature] = {f.name: f for f in FEATURES}
+
+
+def check_features(features: Sequence[Feature], policy: Policy, purpose: str) -> None:
+    """Refuse features that read protected attributes or fields the purpose may not read."""
+    pp = policy.purpose(purpose)
+    for f in features:
+        for field in sorted(f.reads):
+            table, _, column = field.partition(".")
+            if table == "audit" or policy.is_protected(column):
+                raise ProtectedAttributeError(
+                    f"feature {f.name!r} reads {field!r}, a protected attribute: protected "
+                    "attributes are never model inputs (only the fairness audit reads them)"
+                )
+            if not pp.allows(table, column):
+                raise ProtectedAttributeError(
+                    f"feature {f.name!r} reads {field!r}, which the {purpose!r} purpose may not read"
+                )
+
+
+def select_features(
+    ctx: FeatureContext, names: Sequence[str] | None, policy: Policy, purpose: str
+) -> tuple[Feature, ...]:
+    """The features to use: the named ones (or all), that this data supports and the policy allows."""
+    if names is None:
+        chosen = [f for f in FEATURES if f.available(ctx)]
+    else:
+        unknown = [n for n in names if n not in REGISTRY]
+        if unknown:
+            raise KeyError(f"unknown feature(s) {unknown}; known: {sorted(REGISTRY)}")
+        chosen = [REGISTRY[n] for n in names if REGISTRY[n].available(ctx)]
+    allowed = [
+        f for f in chosen if all(policy.purpose(purpose).allows(*r.split(".", 1)) for r in f.reads)
+    ]
+    check_features(allowed, policy, purpose)
+    return tuple(allowed)
+
+
+def feature_matrix(
+    ctx: FeatureContext, st: UserState, cand: np.ndarray, features: Sequence[Feature]
+) -> np.ndarray:
+    X = np.empty((len(cand), len(features)))
+    for j, f in enumerate(features):
+        X[:, j] = f.compute(ctx, st, cand)
+    return X

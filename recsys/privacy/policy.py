@@ -1,0 +1,117 @@
+"""The purpose policy: which fields each purpose may read, the consent it needs, and retention.
+
+A pydantic model with ``extra="forbid"`` that round-trips to TOML. The library never reads a
+policy file by itself: callers pass a :class:`Policy` (the CLI reads files).
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from importlib import resources
+from typing import Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+from recsys.data.schema import SCHEMAS
+from recsys.errors import ConfigError
+
+Purpose = Literal["recommendations", "email_offers", "evaluation", "fairness_audit"]
+MODEL_PURPOSES: tuple[str, ...] = ("recommendations", "email_offers", "evaluation")
+ConsentFlag = Literal["consent_personalization", "consent_email"]
+
+
+class ProtectedAttributeError(ConfigError):
+    """A protected attribute was about to become a model input."""
+
+
+class PurposePolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fields: dict[Literal["interactions", "items", "users", "audit"], list[str]]
+    consent: ConsentFlag | None = None
+    retention_days: PositiveInt | None = None
+    """Interactions older than this many days before the reference time are not used."""
+    history_cap: PositiveInt | None = None
+    """Only each user's newest N events are used."""
+
+    def allows(self, table: str, column: str) -> bool:
+        return column in self.fields.get(table, [])  # type: ignore[call-overload]
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: Literal[1] = 1
+    protected_attributes: list[str] = Field(default_factory=list)
+    sensitive_categories: list[str] = Field(default_factory=list)
+    purposes: dict[Purpose, PurposePolicy]
+
+    @model_validator(mode="after")
+    def _no_protected_inputs(self) -> Policy:
+        protected = {p.lower() for p in self.protected_attributes}
+        for name, purpose in self.purposes.items():
+            for table, cols in purpose.fields.items():
+                if name in MODEL_PURPOSES and table == "audit":
+                    raise ValueError(
+                        f"purpose {name!r} may not read the audit table: only fairness_audit may"
+                    )
+                bad = sorted(c for c in cols if c.lower() in protected)
+                if bad and name in MODEL_PURPOSES:
+                    raise ValueError(
+                        f"purpose {name!r} lists protected attribute(s) {bad} in {table!r}: "
+                        "protected attributes are never model inputs"
+                    )
+                if table != "audit":
+                    unknown = sorted(set(cols) - set(SCHEMAS[table].names))
+                    if unknown:
+                        raise ValueError(
+                            f"purpose {name!r} lists unknown {table} field(s) {unknown}; "
+                            f"known: {list(SCHEMAS[table].names)}"
+                        )
+        return self
+
+    def purpose(self, name: str) -> PurposePolicy:
+        if name not in self.purposes:
+            raise ConfigError(
+                f"unknown purpose {name!r}; this policy defines {sorted(self.purposes)}"
+            )
+        return self.purposes[name]  # type: ignore[index]
+
+    def is_protected(self, column: str) -> bool:
+        return column.lower() in {p.lower() for p in self.protected_attributes}
+
+    def is_sensitive_category(self, category: str) -> bool:
+        c = category.lower()
+        return any(s.lower() in c for s in self.sensitive_categories)
+
+    # --- TOML round trip -------------------------------------------------------------------
+    @classmethod
+    def from_toml(cls, text: str, *, source: str = "<policy>") -> Policy:
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            msgs = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+                for e in exc.errors()
+            )
+            raise ConfigError(f"{source}: invalid policy: {msgs}") from exc
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    @classmethod
+    def default(cls) -> Policy:
+        """The conservative policy shipped with the package (parsed once; policies are frozen)."""
+        return _default_policy()
+
+
+@functools.cache
+def _default_policy() -> Policy:
+    text = resources.files("recsys.privacy").joinpath("default_policy.toml").read_text()
+    return Policy.from_toml(text, source="default_policy.toml")

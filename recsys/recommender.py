@@ -1,0 +1,300 @@
+"""The public entry point: fit on shop data, recommend with reasons, explain, save and load."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from recsys.candidates.generate import candidates
+from recsys.candidates.implicit_adapter import ImplicitModel
+from recsys.config import RecommenderConfig
+from recsys.data.dataset import Dataset
+from recsys.errors import ModelFitError, NotFittedError
+from recsys.explain.reasons import build_reason, sensitive_items
+from recsys.explain.templates import MESSAGES, render
+from recsys.features.context import FeatureContext, UserState
+from recsys.features.history import Catalog, History, Vocabulary
+from recsys.features.registry import REGISTRY, Feature, feature_matrix, select_features
+from recsys.privacy.minimize import MinimizationReport, MinimizedData, minimize
+from recsys.privacy.policy import Policy
+from recsys.privacy.pseudonym import Pseudonymizer
+from recsys.ranking.ranker import AdditiveRanker
+from recsys.ranking.training import positives, temporal_split, training_examples
+from recsys.types import Evidence, Reason, Recommendation, Recommendations
+
+DAY = 86_400
+
+
+def build_context(inter: pd.DataFrame, catalog: Catalog, model: ImplicitModel) -> FeatureContext:
+    """History and collaborative factors for the users in ``inter``."""
+    users = Vocabulary(np.sort(inter["user_id"].unique()).astype(object))
+    history = History.from_frame(inter, users, catalog.items)
+    return FeatureContext(history, catalog, model.fit(history.matrix()))
+
+
+class Recommender:
+    """Ranked, explained recommendations for the customers of one shop.
+
+    ``fit`` takes a :class:`~recsys.data.Dataset` (minimized here under ``policy``) or data
+    minimized already. Thread-safe for concurrent ``recommend`` calls after ``fit``/``load``;
+    consent changes take effect at the next request.
+    """
+
+    def __init__(
+        self,
+        config: RecommenderConfig | None = None,
+        *,
+        policy: Policy | None = None,
+        pseudonymizer: Pseudonymizer | None = None,
+    ) -> None:
+        self.config = config
+        self.policy = policy
+        self.pseudonymizer = pseudonymizer
+
+    # --- training ---------------------------------------------------------------------------
+    @property
+    def config_(self) -> RecommenderConfig:
+        return self.config or RecommenderConfig()
+
+    @property
+    def policy_(self) -> Policy:
+        return self.policy or Policy.default()  # cached: parsed once per process
+
+    def fit(
+        self, data: Dataset | MinimizedData, *, now: datetime | pd.Timestamp | None = None
+    ) -> Self:
+        """Minimize (unless given minimized data), train the candidate model and the ranker.
+
+        ``now`` is the reference time of the retention window (default: the current time).
+        """
+        t0 = time.perf_counter()
+        cfg = self.config_
+        if isinstance(data, MinimizedData):
+            md = data
+        else:
+            md = minimize(
+                data, self.policy_, cfg.purpose, now=now, pseudonymizer=self.pseudonymizer
+            )
+        if md.interactions.empty:
+            raise ModelFitError(
+                "no interactions left after minimization (consent, retention window "
+                f"{self.policy_.purpose(cfg.purpose).retention_days} days before {md.as_of:%Y-%m-%d}); "
+                "pass an earlier `now` to evaluate historical data"
+            )
+        catalog = Catalog.from_frame(md.items)
+        collab = lambda: ImplicitModel.from_config(cfg.collaborative)  # noqa: E731
+        ctx = build_context(md.interactions, catalog, collab())
+        features = select_features(ctx, cfg.features, self.policy_, cfg.purpose)
+        inner, late = temporal_split(md.interactions, cfg.training.holdout_fraction)
+        inner_ctx = build_context(inner, catalog, collab())
+        X, y = training_examples(
+            inner_ctx,
+            positives(late, cfg.training.relevant_rating),
+            features,
+            cfg.candidates,
+            cfg.training,
+        )
+        if len(y) == 0 or y.all() or not y.any():
+            raise ModelFitError(
+                f"the temporal hold-out gave {int(y.sum())} positive and {int((~y).sum())} negative "
+                "examples; the ranker needs both (too little data?)"
+            )
+        ranker = AdditiveRanker.from_config(cfg.ranker).fit(
+            pd.DataFrame(X, columns=[f.name for f in features]), y
+        )
+        self._install(ctx, features, ranker, md.users, md.report, md.purpose)
+        self.training_examples_ = (len(y), int(y.sum()))
+        self.fit_seconds_ = time.perf_counter() - t0
+        return self
+
+    def _install(
+        self,
+        ctx: FeatureContext,
+        features: Sequence[Feature],
+        ranker: AdditiveRanker,
+        users: pd.DataFrame,
+        report: MinimizationReport | dict | None,
+        purpose: str,
+    ) -> None:
+        self.context_ = ctx
+        self.features_ = tuple(features)
+        self.ranker_ = ranker
+        self.minimization_ = report
+        self.purpose_ = purpose
+        self._sensitive = sensitive_items(ctx.catalog, self.policy_)
+        self._titles = dict(
+            zip(ctx.catalog.items.ids.tolist(), ctx.catalog.title.tolist(), strict=True)
+        )
+        self._consent = {
+            str(u): bool(c)
+            for u, c in zip(users["user_id"], users["consent_personalization"], strict=True)
+        }
+        self._lock = threading.Lock()
+
+    def _check(self) -> None:
+        if not hasattr(self, "ranker_"):
+            raise NotFittedError("this Recommender is not fitted: call fit() or Recommender.load()")
+
+    # --- consent ----------------------------------------------------------------------------
+    def key_of(self, user_id: str) -> str:
+        """The id under which the model knows ``user_id`` (its pseudonym when keyed)."""
+        return self.pseudonymizer(str(user_id)) if self.pseudonymizer else str(user_id)
+
+    def set_consent(self, user_id: str, personalization: bool) -> None:
+        """Record a consent change; it applies from the next request, without retraining."""
+        self._check()
+        with self._lock:
+            self._consent[self.key_of(user_id)] = bool(personalization)
+
+    def has_consent(self, user_id: str) -> bool:
+        self._check()
+        return self._consent.get(self.key_of(user_id), False)
+
+    # --- serving ----------------------------------------------------------------------------
+    def _as_of(self, as_of: datetime | pd.Timestamp | int | None, u: int) -> int:
+        if as_of is None:
+            return self.context_.cutoff
+        if isinstance(as_of, (int, np.integer)):
+            return int(as_of)
+        ts = pd.Timestamp(as_of)
+        return int((ts.tz_localize("UTC") if ts.tzinfo is None else ts).timestamp())
+
+    def _item_indices(self, ids: Iterable[str]) -> np.ndarray:
+        return self.context_.catalog.items.index(list(map(str, ids)))
+
+    def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        *,
+        exclude: Iterable[str] = (),
+        as_of: datetime | pd.Timestamp | int | None = None,
+        personalized: bool = True,
+    ) -> Recommendations:
+        """The top ``k`` items for ``user_id``, each with a score, rank, reason and attributions.
+
+        Users without consent, unknown users and ``personalized=False`` get the shop's
+        trending items, with a reason that says they are not personalized.
+        """
+        self._check()
+        key = self.key_of(user_id)
+        ctx = self.context_
+        u = ctx.history.users.get(key)
+        if not personalized:
+            return self._non_personalized(user_id, k, exclude, as_of, MESSAGES["why_no_profiling"])
+        if not self._consent.get(key, False):
+            return self._non_personalized(user_id, k, exclude, as_of, MESSAGES["why_no_consent"])
+        if u < 0:
+            return self._non_personalized(user_id, k, exclude, as_of, MESSAGES["why_no_history"])
+        st = ctx.user_state(u, self._as_of(as_of, u))
+        cand = candidates(ctx, st, self.config_.candidates, self._item_indices(exclude))
+        X = feature_matrix(ctx, st, cand, self.features_)
+        phi = self.ranker_.shap_values(X)
+        score = self.ranker_.expected_value + phi.sum(axis=1)
+        ids = ctx.catalog.items.ids[cand]
+        order = np.lexsort((ids.astype(str), -score))[:k]
+        recs = [
+            self._recommendation(st, int(cand[j]), float(score[j]), r + 1, phi[j])
+            for r, j in enumerate(order)
+        ]
+        return Recommendations(str(user_id), tuple(recs), personalized=True)
+
+    def _recommendation(
+        self, st: UserState, item: int, score: float, rank: int, phi: np.ndarray
+    ) -> Recommendation:
+        ctx = self.context_
+        reason = build_reason(
+            ctx, st, item, self.features_, phi, self._sensitive, self._titles,
+            max_clauses=self.config_.reasons.max_clauses,
+        )  # fmt: skip
+        item_id = str(ctx.catalog.items.ids[item])
+        return Recommendation(
+            item_id=item_id,
+            score=score,
+            rank=rank,
+            reason=reason,
+            attributions=tuple(
+                (f.name, float(a)) for f, a in zip(self.features_, phi, strict=True)
+            ),
+            title=self._titles.get(item_id, ""),
+        )
+
+    def _non_personalized(
+        self, user_id: str, k: int, exclude: Iterable[str], as_of, why: str
+    ) -> Recommendations:
+        """Trending, in-stock items: the same list for everyone at the same time."""
+        ctx = self.context_
+        when = self._as_of(as_of, -1)
+        counts, day = ctx.trending(when)
+        allowed = ctx.catalog.in_stock & (counts > 0)
+        ex = self._item_indices(exclude)
+        allowed[ex[ex >= 0]] = False
+        idx = np.flatnonzero(allowed)
+        idx = idx[np.lexsort((ctx.catalog.items.ids[idx].astype(str), -counts[idx]))][:k]
+        recs = []
+        for r, i in enumerate(idx):
+            ev = Evidence(
+                fact="trending", count=int(counts[i]), window_days=30, event=ctx.signal_event,
+                date=str(np.datetime64(day, "s").astype("datetime64[D]")),
+            )  # fmt: skip
+            text = MESSAGES["not_personalized"].format(text=render(ev, self._titles), why=why)
+            item_id = str(ctx.catalog.items.ids[i])
+            reason = Reason(text=text, evidence=(ev,), stage="popularity")
+            recs.append(
+                Recommendation(
+                    item_id, float(counts[i]), r + 1, reason, title=self._titles.get(item_id, "")
+                )
+            )
+        return Recommendations(str(user_id), tuple(recs), personalized=False)
+
+    def explain(self, user_id: str, item_id: str, *, as_of=None) -> Recommendation:
+        """Score, attributions and reason for any item, recommended or not."""
+        self._check()
+        ctx = self.context_
+        u = ctx.history.users.get(self.key_of(user_id))
+        i = ctx.catalog.items.get(str(item_id))
+        if i < 0:
+            raise KeyError(f"unknown item {item_id!r}")
+        st = ctx.user_state(u, self._as_of(as_of, u))
+        X = feature_matrix(ctx, st, np.array([i]), self.features_)
+        phi = self.ranker_.shap_values(X)[0]
+        return self._recommendation(st, i, float(self.ranker_.expected_value + phi.sum()), 0, phi)
+
+    def user_state(self, user_id: str, *, as_of=None) -> UserState:
+        self._check()
+        u = self.context_.history.users.get(self.key_of(user_id))
+        return self.context_.user_state(u, self._as_of(as_of, u))
+
+    # --- persistence ------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        from recsys.artifacts import save_model
+
+        self._check()
+        return save_model(self, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path, *, pseudonymizer: Pseudonymizer | None = None) -> Recommender:
+        from recsys.artifacts import load_model
+
+        return load_model(Path(path), pseudonymizer=pseudonymizer)
+
+    def feature_names(self) -> list[str]:
+        self._check()
+        return [f.name for f in self.features_]
+
+    def describe(self) -> dict[str, Any]:
+        """The main parameters behind the recommendations (for transparency reports)."""
+        self._check()
+        return {
+            "purpose": self.purpose_,
+            "features": {f.name: REGISTRY[f.name].description for f in self.features_},
+            "collaborative": self.config_.collaborative.model_dump(),
+            "data_cutoff": str(np.datetime64(self.context_.cutoff, "s")),
+        }

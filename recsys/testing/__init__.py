@@ -1,0 +1,1 @@
+"""Checks shipped with the library, for our tests and for shops that extend it."""

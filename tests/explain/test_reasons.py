@@ -1,0 +1,108 @@
+"""Reasons are true: every stated fact checks out, and only positive attributions speak."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+import pytest
+
+from recsys.data.synthetic import END
+from recsys.privacy import Policy, minimize
+from recsys.recommender import Recommender
+from recsys.testing.facts import FactChecker
+
+
+@pytest.fixture(scope="module")
+def checker(small_shop, pseudonymizer):
+    return FactChecker(
+        minimize(
+            small_shop, Policy.default(), "recommendations", now=END, pseudonymizer=pseudonymizer
+        )
+    )
+
+
+def test_every_recommendation_has_a_reason(fitted, small_shop) -> None:
+    n = 0
+    for u in small_shop.users["user_id"]:
+        for r in fitted.recommend(u, 10):
+            assert r.reason.text.strip()
+            n += 1
+    assert n >= 10 * len(small_shop.users) * 0.9
+
+
+def test_stated_facts_check_out(fitted, small_shop, checker) -> None:
+    users = small_shop.users["user_id"].iloc[::4]
+    false, checked = [], 0
+    for u in users:
+        key = fitted.key_of(u)
+        for r in fitted.recommend(u, 10):
+            checked += len(r.reason.evidence)
+            false += checker.check(key, r)
+    assert checked > 200
+    assert false == []
+
+
+def test_only_positive_attributions_are_named(fitted, small_shop) -> None:
+    for u in small_shop.users["user_id"].iloc[::5]:
+        for r in fitted.recommend(u, 10):
+            attr = dict(r.attributions)
+            if r.reason.stage == "popularity":  # ranked by a count, not by the model
+                assert r.reason.features == () and attr == {}
+                continue
+            assert all(attr[f] > 0 for f in r.reason.features), (r.reason, attr)
+            assert len(r.reason.features) == len(r.reason.attributions)
+
+
+def test_scores_are_base_plus_attributions(fitted, small_shop) -> None:
+    u = small_shop.users["user_id"].iloc[5]
+    for r in fitted.recommend(u, 10):
+        total = fitted.ranker_.expected_value + sum(v for _, v in r.attributions)
+        assert abs(total - r.score) < 1e-9
+
+
+def test_reasons_never_reveal_sensitive_categories(small_shop, pseudonymizer) -> None:
+    items = small_shop.items.copy()
+    items["category"] = items["category"].str.replace("Beauty > Skincare", "Health > Pharmacy")
+    health = set(items.loc[items["category"].str.contains("Health"), "item_id"])
+    assert health
+    shop = small_shop.__class__(small_shop.interactions, items, small_shop.users, small_shop.audit)
+    rec = Recommender(pseudonymizer=pseudonymizer).fit(shop, now=END)
+    titles = set(items.loc[items["item_id"].isin(health), "title"])
+    for u in shop.users["user_id"]:
+        for r in rec.recommend(u, 10):
+            assert not re.search("health|pharmacy", r.reason.text, re.I)
+            assert not any(t in r.reason.text for t in titles)
+            assert not any(e.item_id in health for e in r.reason.evidence)
+
+
+def test_reasons_never_mention_protected_attributes(fitted, small_shop) -> None:
+    words = {
+        str(v).lower()
+        for c in small_shop.audit.columns
+        if c != "user_id"
+        for v in small_shop.audit[c]
+    }
+    for u in small_shop.users["user_id"].iloc[::7]:
+        for r in fitted.recommend(u, 10):
+            tokens = set(re.findall(r"[a-z0-9+-]+", r.reason.text.lower()))
+            assert not tokens & words, r.reason.text
+
+
+@pytest.mark.slow
+def test_movielens_facts_check_out(ml100k_path) -> None:
+    from recsys.config import RecommenderConfig
+    from recsys.data import load_movielens
+
+    ds = load_movielens(ml100k_path)
+    now = pd.Timestamp("1998-05-01", tz="UTC")
+    rec = Recommender(RecommenderConfig(purpose="evaluation")).fit(ds, now=now)
+    checker = FactChecker(minimize(ds, Policy.default(), "evaluation", now=now))
+    false, facts = [], set()
+    for u in ds.users["user_id"].iloc[::20]:
+        for r in rec.recommend(u, 10):
+            assert r.reason.text
+            facts |= {e.fact for e in r.reason.evidence}
+            false += checker.check(u, r)
+    assert false == []
+    assert {"average_rating", "chosen_together"} <= facts
