@@ -16,6 +16,7 @@ from recsys.candidates.generate import candidates
 from recsys.candidates.implicit_adapter import ImplicitModel
 from recsys.config import RecommenderConfig
 from recsys.data.dataset import Dataset
+from recsys.data.splits import temporal_split
 from recsys.errors import ModelFitError, NotFittedError
 from recsys.explain.reasons import build_reason, sensitive_items
 from recsys.explain.templates import MESSAGES, render
@@ -26,7 +27,7 @@ from recsys.privacy.minimize import MinimizationReport, MinimizedData, minimize
 from recsys.privacy.policy import Policy
 from recsys.privacy.pseudonym import Pseudonymizer
 from recsys.ranking.ranker import AdditiveRanker
-from recsys.ranking.training import positives, temporal_split, training_examples
+from recsys.ranking.training import positives, training_examples
 from recsys.types import Evidence, Reason, Recommendation, Recommendations
 
 DAY = 86_400

@@ -1,0 +1,113 @@
+"""The plain CLI form, exactly as a shop would type it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from recsys.cli.main import main
+from recsys.data.synthetic import ShopSpec, make_shop
+
+
+@pytest.fixture(scope="module")
+def shop_files(tmp_path_factory) -> Path:
+    """CSV files as a shop exports them: mixed ISO/Unix timestamps, multi-valued categories."""
+    d = tmp_path_factory.mktemp("shop")
+    ds = make_shop(ShopSpec(n_users=300, n_items=120, seed=9))
+    inter = ds.interactions.copy()
+    ts = inter["timestamp"]
+    inter["timestamp"] = ts.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    inter.loc[inter.index % 2 == 0, "timestamp"] = (
+        ts[inter.index % 2 == 0].astype("int64")
+    ).astype(str)
+    inter.to_csv(d / "train.csv", index=False)
+    items = ds.items.copy()
+    items.loc[items.index % 5 == 0, "category"] += "|Gifts"
+    items.to_csv(d / "items.csv", index=False)
+    ds.users.to_csv(d / "users.csv", index=False)
+    return d
+
+
+def test_train_then_recommend_every_user(
+    shop_files: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the default key file is created here, outside the model
+    d = shop_files
+    args = ["train", "--interactions", str(d / "train.csv"), "--items", str(d / "items.csv"),
+            "--users", str(d / "users.csv"), "--out", "model/", "--now", "2026-11-01"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "created a pseudonymization key" in out and "model written to model/" in out
+    assert not any("key" in p.name for p in Path("model").iterdir())
+    assert (
+        main(
+            [
+                "recommend",
+                "--model",
+                "model/",
+                "--users",
+                str(d / "users.csv"),
+                "--k",
+                "10",
+                "--out",
+                "recs.csv",
+            ]
+        )
+        == 0
+    )
+    recs = pd.read_csv("recs.csv", dtype={"user_id": str, "item_id": str})
+    assert {"user_id", "item_id", "rank", "score", "reason"} <= set(recs.columns)
+    users = pd.read_csv(d / "users.csv", dtype=str)["user_id"]
+    assert set(recs["user_id"]) == set(users)  # every user, with the ids as given
+    assert recs["reason"].str.len().gt(0).all()
+    assert recs.groupby("user_id").size().max() == 10
+    assert (
+        main(
+            [
+                "recommend",
+                "--model",
+                "model/",
+                "--users",
+                str(d / "users.csv"),
+                "--out",
+                "recs.parquet",
+            ]
+        )
+        == 0
+    )
+    assert len(pd.read_parquet("recs.parquet")) == len(recs)
+
+
+def test_recommend_one_user_prints_reasons(
+    shop_files: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    d = shop_files
+    args = ["train", "--interactions", str(d / "train.csv"), "--items", str(d / "items.csv"),
+            "--users", str(d / "users.csv"), "--out", "m", "--now", "2026-11-01"]  # fmt: skip
+    assert main(args) == 0
+    user = pd.read_csv(d / "train.csv", dtype=str)["user_id"].value_counts().index[0]
+    capsys.readouterr()
+    assert main(["recommend", "--model", "m", "--user", user, "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"user {user}") and out.count("score") == 3
+
+
+def test_historical_data_without_now_is_a_clear_error(
+    ml100k_path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--data", str(ml100k_path), "--out", "m"]) == 2
+    assert "pass an earlier `now`" in capsys.readouterr().err
+
+
+def test_bad_config_is_a_clear_error(shop_files: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("cfg.toml").write_text("[ranker]\nmax_iter = 10\nlearning_rat = 0.1\n")
+    d = shop_files
+    code = main(["train", "--interactions", str(d / "train.csv"), "--items", str(d / "items.csv"),
+                 "--out", "m", "--config", "cfg.toml"])  # fmt: skip
+    assert code == 2
+    assert "cfg.toml: ranker.learning_rat" in capsys.readouterr().err

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.data.synthetic import END
+from recsys.errors import ConfigError
+from recsys.features.registry import FEATURES, Feature, check_features
+from recsys.privacy import MinimizedData, Policy, ProtectedAttributeError, Pseudonymizer, minimize
+
+DEFAULT = Policy.default()
+
+
+def test_default_policy_round_trips_toml() -> None:
+    assert Policy.from_toml(DEFAULT.to_toml()) == DEFAULT
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ("colour = 'red'\n", "colour"),
+        ("[purposes.marketing]\nfields = {}\n", "marketing"),
+        ("[purposes.recommendations]\nretention_days = -5\nfields = {}\n", "retention_days"),
+    ],
+)
+def test_policy_errors_are_clear(patch: str, message: str) -> None:
+    text = patch + "[purposes.evaluation]\nfields = {}\n" if "purposes" not in patch else patch
+    with pytest.raises(ConfigError, match=message):
+        Policy.from_toml(text, source="policy.toml")
+
+
+def test_protected_attribute_cannot_be_listed_for_a_model_purpose() -> None:
+    text = """
+protected_attributes = ["gender"]
+[purposes.recommendations.fields]
+users = ["user_id", "gender"]
+"""
+    with pytest.raises(ConfigError, match="protected"):
+        Policy.from_toml(text)
+
+
+def test_protected_attribute_rejected_as_a_feature() -> None:
+    sneaky = Feature(
+        "gender_match", "category", "tries to read gender",
+        frozenset({"users.gender"}), lambda *a: np.zeros(1), lambda *a: (),
+    )  # fmt: skip
+    with pytest.raises(ProtectedAttributeError, match="gender"):
+        check_features([*FEATURES, sneaky], DEFAULT, "recommendations")
+    audit = Feature(
+        "age", "category", "", frozenset({"audit.age_band"}), lambda *a: 0, lambda *a: ()
+    )
+    with pytest.raises(ProtectedAttributeError, match="protected"):
+        check_features([audit], DEFAULT, "recommendations")
+
+
+def test_minimized_data_refuses_protected_columns(small_shop) -> None:
+    m = minimize(small_shop, DEFAULT, "recommendations", now=END)
+    with pytest.raises(ProtectedAttributeError, match="gender"):
+        MinimizedData(
+            m.interactions,
+            m.items,
+            m.users.assign(gender="f"),
+            "recommendations",
+            m.as_of,
+            m.protected,
+        )
+
+
+def test_minimize_applies_consent_retention_and_cap(small_shop) -> None:
+    m = minimize(small_shop, DEFAULT, "recommendations", now=END)
+    r = m.report
+    inter = m.interactions
+    # consent: no event of a user without consent
+    no = set(small_shop.users.loc[~small_shop.users["consent_personalization"], "user_id"])
+    assert not set(inter["user_id"]) & no and r.removed_by_consent > 0
+    # retention: nothing older than the window
+    assert inter["timestamp"].min() >= END - pd.Timedelta(days=365)
+    # history cap: at most N newest events per user
+    assert inter.groupby("user_id").size().max() <= 50 and r.removed_by_history_cap > 0
+    assert (
+        r.rows_received - r.removed_by_consent - r.removed_by_retention - r.removed_by_history_cap
+        == r.rows_kept
+    )
+    assert r.cells_kept < r.cells_received
+    assert "audit" in r.fields_dropped and "signup_at" in r.fields_dropped["users"]
+
+
+def test_retention_window_removes_old_events(small_shop) -> None:
+    later = END + pd.Timedelta(days=200)
+    m = minimize(small_shop, DEFAULT, "recommendations", now=later)
+    assert m.report.removed_by_retention > 0
+    assert m.interactions["timestamp"].min() >= later - pd.Timedelta(days=365)
+
+
+def test_model_purposes_only() -> None:
+    with pytest.raises(ProtectedAttributeError, match="not a model purpose"):
+        minimize(None, DEFAULT, "fairness_audit")  # type: ignore[arg-type]
+
+
+def test_pseudonyms_are_keyed() -> None:
+    a, b = Pseudonymizer(b"a" * 20), Pseudonymizer(b"b" * 20)
+    assert a("user-1") == a("user-1")
+    assert a("user-1") != b("user-1")
+    assert "user-1" not in a("user-1")
+    with pytest.raises(ConfigError):
+        Pseudonymizer(b"short")
+    assert "a" * 20 not in repr(a)
+
+
+def test_key_from_environment(monkeypatch, tmp_path) -> None:
+    from recsys.privacy.pseudonym import ENV_KEY, ENV_KEY_FILE, new_key_file
+
+    monkeypatch.delenv(ENV_KEY, raising=False)
+    monkeypatch.delenv(ENV_KEY_FILE, raising=False)
+    with pytest.raises(ConfigError, match=ENV_KEY):
+        Pseudonymizer.from_env()
+    key = new_key_file(tmp_path / "k")
+    monkeypatch.setenv(ENV_KEY_FILE, str(key))
+    assert Pseudonymizer.from_env()("x") == Pseudonymizer.from_file(key)("x")

@@ -1,0 +1,161 @@
+"""The public API: what a shop's backend relies on."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsys.data.synthetic import END
+from recsys.errors import ArtifactError, ConfigError, NotFittedError
+from recsys.privacy import Pseudonymizer
+from recsys.recommender import Recommender
+
+
+def active_users(shop, n: int = 5) -> list[str]:
+    consenting = set(shop.users.loc[shop.users["consent_personalization"], "user_id"])
+    counts = shop.interactions["user_id"].value_counts()
+    return [u for u in counts.index if u in consenting][:n]
+
+
+def test_unfitted_use_is_a_named_error() -> None:
+    with pytest.raises(NotFittedError):
+        Recommender().recommend("u1")
+
+
+def test_recommendations_are_ranked_immutable_and_k_long(fitted, small_shop) -> None:
+    u = active_users(small_shop)[0]
+    recs = fitted.recommend(u, k=7)
+    assert len(recs) == 7 and recs.personalized
+    assert [r.rank for r in recs] == list(range(1, 8))
+    scores = [r.score for r in recs]
+    assert scores == sorted(scores, reverse=True)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        recs[0].score = 1.0  # type: ignore[misc]
+    assert fitted.recommend(u, k=7) == recs  # deterministic
+
+
+def test_filters_seen_out_of_stock_and_excluded(fitted, small_shop) -> None:
+    ctx = fitted.context_
+    rebuyable, _ = ctx.rebuy
+    out_of_stock = set(small_shop.items.loc[~small_shop.items["in_stock"], "item_id"])
+    for u in active_users(small_shop, 10):
+        st = fitted.user_state(u)
+        seen = {ctx.catalog.items.ids[i] for i in st.items if not rebuyable[i]}
+        first = fitted.recommend(u, 10)
+        banned = first.item_ids[:3]
+        again = fitted.recommend(u, 10, exclude=banned)
+        for recs in (first, again):
+            assert not set(recs.item_ids) & seen
+            assert not set(recs.item_ids) & out_of_stock
+        assert not set(again.item_ids) & set(banned)
+
+
+def test_rebought_items_cite_the_last_purchase(fitted, small_shop) -> None:
+    found = 0
+    for u in active_users(small_shop, 60):
+        for r in fitted.recommend(u, 10):
+            for e in r.reason.evidence:
+                if e.fact == "bought_before":
+                    found += 1
+                    assert "Time to restock? You last bought it on" in r.reason.text
+    assert found > 0
+
+
+def test_user_without_consent_gets_honest_non_personalized_list(fitted, small_shop) -> None:
+    no = small_shop.users.loc[~small_shop.users["consent_personalization"], "user_id"].tolist()
+    assert len(no) >= 2
+    lists = [fitted.recommend(u, 10) for u in no]
+    # identical whatever their history: nothing of theirs is read
+    assert all(lst.item_ids == lists[0].item_ids for lst in lists)
+    for lst in lists:
+        assert not lst.personalized
+        for r in lst:
+            assert (
+                "not personalized: you chose not to receive personalized recommendations"
+                in r.reason.text
+            )
+            assert r.reason.stage == "popularity" and r.attributions == ()
+    # and they are in no training matrix
+    keys = {fitted.key_of(u) for u in no}
+    assert not keys & set(fitted.context_.history.users.ids)
+
+
+def test_opt_out_applies_at_next_request(small_shop, pseudonymizer) -> None:
+    rec = Recommender(pseudonymizer=pseudonymizer).fit(small_shop, now=END)
+    u = active_users(small_shop)[0]
+    assert rec.recommend(u).personalized
+    rec.set_consent(u, False)
+    after = rec.recommend(u)
+    assert not after.personalized
+    rec.set_consent(u, True)
+    assert rec.recommend(u).personalized
+
+
+def test_unknown_user_and_no_profiling(fitted, small_shop) -> None:
+    cold = fitted.recommend("someone-new", 5)
+    assert not cold.personalized and len(cold) == 5
+    u = active_users(small_shop)[0]
+    plain = fitted.recommend(u, 5, personalized=False)
+    assert not plain.personalized
+    assert plain.item_ids == fitted.recommend("another-stranger", 5, personalized=False).item_ids
+
+
+def test_explain_any_item(fitted, small_shop) -> None:
+    u = active_users(small_shop)[0]
+    item = small_shop.items["item_id"].iloc[0]
+    e = fitted.explain(u, item)
+    assert e.item_id == item and e.reason.text
+    assert abs(fitted.ranker_.expected_value + sum(v for _, v in e.attributions) - e.score) < 1e-9
+    with pytest.raises(KeyError):
+        fitted.explain(u, "no-such-item")
+
+
+def test_save_load_round_trip(fitted, small_shop, pseudonymizer, tmp_path: Path) -> None:
+    path = fitted.save(tmp_path / "model")
+    assert sorted(p.name for p in path.iterdir()) == ["arrays.npz", "manifest.json"]
+    back = Recommender.load(path, pseudonymizer=pseudonymizer)
+    for u in small_shop.users["user_id"].iloc[:40]:
+        assert back.recommend(u, 10) == fitted.recommend(u, 10)
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["pseudonymized"] and len(manifest["files"]["arrays.npz"]) == 64
+
+
+def test_artifact_holds_no_raw_user_id(fitted, small_shop, tmp_path: Path) -> None:
+    path = fitted.save(tmp_path / "model")
+    raw = set(small_shop.users["user_id"])
+    with np.load(path / "arrays.npz", allow_pickle=False) as z:
+        strings = {str(s) for k in z.files if z[k].dtype.kind == "U" for s in z[k]}
+    assert not strings & raw
+    assert not any(u in (path / "manifest.json").read_text() for u in raw)
+
+
+def test_tampered_artifact_is_refused(fitted, pseudonymizer, tmp_path: Path) -> None:
+    path = fitted.save(tmp_path / "model")
+    with (path / "arrays.npz").open("r+b") as f:
+        f.seek(100)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(ArtifactError, match="SHA-256"):
+        Recommender.load(path, pseudonymizer=pseudonymizer)
+
+
+def test_wrong_key_is_refused(fitted, tmp_path: Path) -> None:
+    path = fitted.save(tmp_path / "model")
+    with pytest.raises(ConfigError, match="key differs"):
+        Recommender.load(path, pseudonymizer=Pseudonymizer(b"another-key-0123456789"))
+
+
+def test_saving_raw_ids_is_refused(small_shop, tmp_path: Path) -> None:
+    rec = Recommender().fit(small_shop, now=END)
+    with pytest.raises(ArtifactError, match="raw user ids"):
+        rec.save(tmp_path / "model")
+
+
+def test_save_replaces_atomically(fitted, pseudonymizer, tmp_path: Path) -> None:
+    path = fitted.save(tmp_path / "model")
+    fitted.save(path)  # overwrite in place: no leftovers
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    Recommender.load(path, pseudonymizer=pseudonymizer)
