@@ -80,7 +80,8 @@ def model_arrays(rec: Recommender) -> dict[str, np.ndarray]:
         "history_event": h.event,
         "history_value": h.value,
         "consent_user_ids": _text(np.array(list(rec._consent), dtype=object)),
-        "consent_personalization": np.array(list(rec._consent.values()), dtype=bool),
+        "consent_personalization": np.array([c[0] for c in rec._consent.values()], dtype=bool),
+        "consent_email": np.array([c[1] for c in rec._consent.values()], dtype=bool),
         **ctx.collab.to_arrays(),
         **rec.ranker_.additive_.to_arrays(),
     }
@@ -103,7 +104,8 @@ def save_model(rec: Recommender, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        np.savez_compressed(tmp / ARRAYS, **model_arrays(rec))
+        # uncompressed on purpose: what is stored can be searched byte for byte (erasure checks)
+        np.savez(tmp / ARRAYS, **model_arrays(rec))
         report = rec.minimization_
         manifest: dict[str, Any] = {
             "format": FORMAT,
@@ -206,6 +208,7 @@ def load_model(path: Path, *, pseudonymizer: Pseudonymizer | None = None) -> Rec
         {
             "user_id": a["consent_user_ids"].astype(object),
             "consent_personalization": a["consent_personalization"],
+            "consent_email": a["consent_email"],
         }
     )
     features = [REGISTRY[n] for n in manifest["features"]]

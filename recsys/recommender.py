@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -69,11 +70,16 @@ class Recommender:
         return self.policy or Policy.default()  # cached: parsed once per process
 
     def fit(
-        self, data: Dataset | MinimizedData, *, now: datetime | pd.Timestamp | None = None
+        self,
+        data: Dataset | MinimizedData,
+        *,
+        now: datetime | pd.Timestamp | None = None,
+        erased: Iterable[str] = (),
     ) -> Self:
         """Minimize (unless given minimized data), train the candidate model and the ranker.
 
-        ``now`` is the reference time of the retention window (default: the current time).
+        ``now`` is the reference time of the retention window (default: the current time);
+        ``erased`` holds the tombstones of users who asked to be forgotten.
         """
         t0 = time.perf_counter()
         cfg = self.config_
@@ -81,7 +87,12 @@ class Recommender:
             md = data
         else:
             md = minimize(
-                data, self.policy_, cfg.purpose, now=now, pseudonymizer=self.pseudonymizer
+                data,
+                self.policy_,
+                cfg.purpose,
+                now=now,
+                pseudonymizer=self.pseudonymizer,
+                erased=erased,
             )
         if md.interactions.empty:
             raise ModelFitError(
@@ -133,9 +144,12 @@ class Recommender:
         self._titles = dict(
             zip(ctx.catalog.items.ids.tolist(), ctx.catalog.title.tolist(), strict=True)
         )
-        self._consent = {
-            str(u): bool(c)
-            for u, c in zip(users["user_id"], users["consent_personalization"], strict=True)
+        email = users["consent_email"] if "consent_email" in users else np.zeros(len(users), bool)
+        self._consent: dict[str, tuple[bool, bool]] = {
+            str(u): (bool(p), bool(e))
+            for u, p, e in zip(
+                users["user_id"], users["consent_personalization"], email, strict=True
+            )
         }
         self._lock = threading.Lock()
 
@@ -148,15 +162,62 @@ class Recommender:
         """The id under which the model knows ``user_id`` (its pseudonym when keyed)."""
         return self.pseudonymizer(str(user_id)) if self.pseudonymizer else str(user_id)
 
-    def set_consent(self, user_id: str, personalization: bool) -> None:
+    def set_consent(
+        self, user_id: str, personalization: bool | None = None, email: bool | None = None
+    ) -> None:
         """Record a consent change; it applies from the next request, without retraining."""
         self._check()
+        key = self.key_of(user_id)
         with self._lock:
-            self._consent[self.key_of(user_id)] = bool(personalization)
+            p, e = self._consent.get(key, (False, False))
+            self._consent[key] = (
+                p if personalization is None else bool(personalization),
+                e if email is None else bool(email),
+            )
 
-    def has_consent(self, user_id: str) -> bool:
+    def has_consent(self, user_id: str, purpose: str = "personalization") -> bool:
+        """Consent on record for ``personalization`` or ``email``; unknown users have none."""
         self._check()
-        return self._consent.get(self.key_of(user_id), False)
+        p, e = self._consent.get(self.key_of(user_id), (False, False))
+        return e if purpose == "email" else p
+
+    def forget(self, user_id: str) -> dict[str, int]:
+        """Erase a user from this model: history, user factor and consent record.
+
+        The factors of the items the user touched are re-solved from the remaining users (ALS),
+        and shop-wide counts are recomputed without them. Returns what was removed (counts only).
+        Save the model afterwards to erase the user from the artifact on disk too.
+        """
+        self._check()
+        key = self.key_of(user_id)
+        ctx = self.context_
+        h = ctx.history
+        u = h.users.get(key)
+        removed = {"events": 0, "user_factors": 0, "items_resolved": 0, "consent_records": 0}
+        with self._lock:
+            if self._consent.pop(key, None) is not None:
+                removed["consent_records"] = 1
+            if u >= 0:
+                span = h.span(u)
+                touched = np.unique(h.item[span])
+                keep_users = np.flatnonzero(np.arange(len(h.users)) != u)
+                keep = np.ones(len(h.item), dtype=bool)
+                keep[span] = False
+                sizes = np.diff(h.indptr)[keep_users]
+                indptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+                history = History(
+                    Vocabulary(h.users.ids[keep_users]), h.items, indptr,
+                    h.item[keep], h.ts[keep], h.event[keep], h.value[keep],
+                )  # fmt: skip
+                collab = copy.deepcopy(ctx.collab)
+                collab.drop_users(keep_users)
+                item_users = history.matrix().T.tocsr()[touched]
+                collab.resolve_items(touched, item_users)
+                self.context_ = FeatureContext(history, ctx.catalog, collab)
+                removed.update(
+                    events=int((~keep).sum()), user_factors=1, items_resolved=len(touched)
+                )
+        return removed
 
     # --- serving ----------------------------------------------------------------------------
     def _as_of(self, as_of: datetime | pd.Timestamp | int | None, u: int) -> int:
@@ -190,7 +251,7 @@ class Recommender:
         u = ctx.history.users.get(key)
         if not personalized:
             return self._non_personalized(user_id, k, exclude, as_of, MESSAGES["why_no_profiling"])
-        if not self._consent.get(key, False):
+        if not self._consent.get(key, (False, False))[0]:
             return self._non_personalized(user_id, k, exclude, as_of, MESSAGES["why_no_consent"])
         if u < 0:
             return self._non_personalized(user_id, k, exclude, as_of, MESSAGES["why_no_history"])

@@ -139,6 +139,33 @@ class ImplicitModel(BaseEstimator):
         factor = cho_factor(A)
         return lambda item: conf * (yh @ cho_solve(factor, Y[item].astype(np.float64)))
 
+    def resolve_items(self, items: np.ndarray, item_users: sp.csr_matrix) -> None:
+        """Re-solve the factors of ``items`` from the current user factors (ALS item step).
+
+        ``item_users`` holds, per item in ``items``, the remaining users' confidences. Used after
+        erasure so an item's factor no longer carries the forgotten user's signal, the same
+        least-squares step ``implicit``'s ``partial_fit_items`` takes. BPR factors are kept.
+        """
+        check_is_fitted(self, "item_factors_")
+        if self.algorithm != "als" or not len(items):
+            return
+        X = self.user_factors_.astype(np.float64)
+        base = X.T @ X
+        base[np.diag_indices_from(base)] += self.regularization
+        out = self.item_factors_.copy()
+        for row, i in enumerate(items):
+            users = item_users.indices[item_users.indptr[row] : item_users.indptr[row + 1]]
+            conf = self.alpha * item_users.data[item_users.indptr[row] : item_users.indptr[row + 1]]
+            xu = X[users]
+            A = base + xu.T @ ((conf - 1.0)[:, None] * xu)
+            out[i] = np.linalg.solve(A, xu.T @ conf) if len(users) else 0.0
+        self.item_factors_ = out.astype(np.float32)
+        self._set_norms()
+
+    def drop_users(self, keep: np.ndarray) -> None:
+        """Keep only the user factors at indices ``keep`` (erasure)."""
+        self.user_factors_ = self.user_factors_[keep]
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors_, "item_factors": self.item_factors_}
 

@@ -12,6 +12,7 @@ from recsys.cli.data_args import load_from_args, pseudonymizer_from_args
 from recsys.data import Dataset, load_dir
 from recsys.data.synthetic import ShopSpec, make_shop, write_shop
 from recsys.errors import ConfigError, DataValidationError
+from recsys.privacy.erasure import Tombstones
 
 
 def data_synth(args: argparse.Namespace) -> int:
@@ -75,7 +76,7 @@ def train(args: argparse.Namespace) -> int:
         config, policy=policy, pseudonymizer=pseudonymizer_from_args(args, create=True)
     )
     now = pd.Timestamp(args.now, tz="UTC") if args.now else None
-    rec.fit(ds, now=now)
+    rec.fit(ds, now=now, erased=Tombstones(args.tombstones).read())
     print(rec.minimization_.to_text())
     n, pos = rec.training_examples_
     print(f"ranker: {len(rec.features_)} features, trained on {n:,} examples ({pos:,} positive)")
@@ -199,4 +200,57 @@ def demo(args: argparse.Namespace) -> int:
         f"\n{len(out):,} recommendations for {out['user_id'].nunique():,} customers written to {path}"
     )
     print(f"model saved to {out_dir / 'model'} (pseudonymous ids only; key in {DEFAULT_KEY_FILE})")
+    return 0
+
+
+def forget(args: argparse.Namespace) -> int:
+    from recsys.privacy.erasure import forget as erase
+
+    if not args.model and not args.data:
+        print("recsys forget: give --model DIR and/or --data DIR")
+        return 2
+    report = erase(
+        args.user_id, pseudonymizer_from_args(args), model_dir=args.model, data_dir=args.data,
+        tombstones=Tombstones(args.tombstones),
+    )  # fmt: skip
+    print(report.to_text())
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    from recsys.artifacts import read_manifest
+    from recsys.privacy.erasure import export_user
+    from recsys.recommender import Recommender
+
+    model = data = None
+    ps = None
+    if args.model:
+        if read_manifest(Path(args.model))["pseudonymized"]:
+            ps = pseudonymizer_from_args(args)
+        model = Recommender.load(args.model, pseudonymizer=ps)
+    if args.data:
+        data = load_dir(args.data, format=args.format)
+    print(json.dumps(export_user(args.user_id, ps, model=model, data=data), indent=2, default=str))
+    return 0
+
+
+def policy_show(args: argparse.Namespace) -> int:
+    from recsys.privacy.policy import Policy
+
+    policy = _read_toml_model(Policy, args.file) if args.file else Policy.default()
+    print(policy.to_toml(), end="")
+    return 0
+
+
+def policy_check(args: argparse.Namespace) -> int:
+    from recsys.privacy.policy import Policy
+
+    policy = _read_toml_model(Policy, args.file)
+    for name, p in policy.purposes.items():
+        fields = sum(len(v) for v in p.fields.values())
+        print(
+            f"{name:<16} consent={p.consent or '-':<24} retention={p.retention_days or '-'} days"
+            f"  history cap={p.history_cap or '-'}  fields={fields}"
+        )
+    print(f"{args.file}: valid")
     return 0

@@ -67,6 +67,7 @@ def load_from_args(args: argparse.Namespace) -> Dataset:
 
 
 DEFAULT_KEY_FILE = Path(".recsys") / "pseudonym.key"
+DEFAULT_TOMBSTONES = Path(".recsys") / "tombstones.txt"
 
 
 def add_key_arg(p: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from recsys import __version__
 from recsys.cli import commands
-from recsys.cli.data_args import add_data_args, add_key_arg
+from recsys.cli.data_args import DEFAULT_TOMBSTONES, add_data_args, add_key_arg
 from recsys.errors import RecsysError
 
 
@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--now", metavar="DATE", help="reference time of the retention window (default: now)"
     )
+    t.add_argument("--tombstones", metavar="FILE", default=str(DEFAULT_TOMBSTONES),
+                   help="erased users to leave out (written by `recsys forget`)")  # fmt: skip
     t.set_defaults(func=commands.train)
 
     r = sub.add_parser("recommend", help="recommend for one user or every user in a file")
@@ -61,6 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--json", action="store_true", help="print the structured result as JSON")
     r.set_defaults(func=commands.recommend)
+
+    f = sub.add_parser("forget", help="erase a user from the model, the data and future training")
+    add_key_arg(f)
+    f.add_argument("user_id", metavar="USER_ID")
+    f.add_argument("--model", metavar="DIR", help="model directory to erase the user from")
+    f.add_argument("--data", metavar="DIR", help="data directory whose tables to rewrite")
+    f.add_argument("--tombstones", metavar="FILE", default=str(DEFAULT_TOMBSTONES),
+                   help=f"tombstone file read by training (default {DEFAULT_TOMBSTONES})")  # fmt: skip
+    f.set_defaults(func=commands.forget)
+
+    x = sub.add_parser("export", help="everything stored about a user (GDPR Art. 15)")
+    add_key_arg(x)
+    x.add_argument("user_id", metavar="USER_ID")
+    x.add_argument("--model", metavar="DIR")
+    x.add_argument("--data", metavar="DIR")
+    x.add_argument("--format", choices=["auto", "recsys", "movielens"], default="auto")
+    x.set_defaults(func=commands.export)
+
+    pol = sub.add_parser("policy", help="show or check a purpose policy")
+    psub = pol.add_subparsers(dest="policy_command", required=True)
+    show = psub.add_parser("show", help="print the policy (default: the shipped one) as TOML")
+    show.add_argument("file", nargs="?", metavar="TOML")
+    show.set_defaults(func=commands.policy_show)
+    chk = psub.add_parser("check", help="validate a policy file")
+    chk.add_argument("file", metavar="TOML")
+    chk.set_defaults(func=commands.policy_check)
 
     demo = sub.add_parser("demo", help="run the main job on the embedded synthetic shop")
     demo.add_argument("--out", default="demo-output", metavar="DIR")

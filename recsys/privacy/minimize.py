@@ -7,6 +7,7 @@ accepts, and a report of what was removed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -23,6 +24,7 @@ class MinimizationReport:
     fields_dropped: dict[str, list[str]]
     rows_received: int
     removed_by_consent: int
+    removed_by_erasure: int
     removed_by_retention: int
     removed_by_history_cap: int
     rows_kept: int
@@ -44,6 +46,7 @@ class MinimizationReport:
                 f"interactions received: {self.rows_received:,}",
                 f"  removed by consent:       {self.removed_by_consent:,}"
                 f" ({self.users_without_consent:,} users without consent)",
+                f"  removed by erasure:       {self.removed_by_erasure:,}",
                 f"  removed by retention:     {self.removed_by_retention:,}",
                 f"  removed by history cap:   {self.removed_by_history_cap:,}",
                 f"interactions kept: {self.rows_kept:,}",
@@ -92,11 +95,13 @@ def minimize(
     *,
     now: datetime | pd.Timestamp | None = None,
     pseudonymizer: Pseudonymizer | None = None,
+    erased: Iterable[str] = (),
 ) -> MinimizedData:
     """Reduce ``data`` to what ``purpose`` may read under ``policy``.
 
-    Order: fields, consent, retention window (relative to ``now``, default the current time),
-    per-user history cap (newest events kept), then pseudonymous user ids.
+    Order: fields, consent, erasure (``erased`` holds the tombstones: pseudonyms, or raw ids
+    when no pseudonymizer is used), retention window (relative to ``now``, default the current
+    time), per-user history cap (newest events kept), then pseudonymous user ids.
     """
     if purpose not in MODEL_PURPOSES:
         raise ProtectedAttributeError(
@@ -134,6 +139,17 @@ def minimize(
     mask = inter["user_id"].isin(no_consent)
     removed_consent = int(mask.sum())
     inter = inter.loc[~mask]
+    erased = set(erased)
+    removed_erasure = 0
+    if erased:
+        key = pseudonymizer.many(inter["user_id"]) if pseudonymizer else inter["user_id"].to_numpy()
+        gone = pd.Series(pd.Index(key).isin(erased), index=inter.index)
+        removed_erasure = int(gone.sum())
+        inter = inter.loc[~gone]
+        ukey = (
+            pseudonymizer.many(users["user_id"]) if pseudonymizer else users["user_id"].to_numpy()
+        )
+        users = users.loc[~pd.Index(ukey).isin(erased)]
     removed_retention = 0
     if pp.retention_days is not None:
         old = inter["timestamp"] < as_of - pd.Timedelta(days=pp.retention_days)
@@ -158,6 +174,7 @@ def minimize(
         fields_dropped=dropped,
         rows_received=received,
         removed_by_consent=removed_consent,
+        removed_by_erasure=removed_erasure,
         removed_by_retention=removed_retention,
         removed_by_history_cap=removed_cap,
         rows_kept=len(inter),

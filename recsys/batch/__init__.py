@@ -1,0 +1,1 @@
+"""Batch jobs: personalized e-mail offers for many customers."""
