@@ -29,7 +29,15 @@ from recsys.evaluation.baselines import (
     relevant,
     tune,
 )
-from recsys.evaluation.metrics import catalog_coverage, ndcg_values, recall_values
+from recsys.evaluation.metrics import (
+    catalog_coverage,
+    exposure_gini,
+    exposure_share,
+    intra_list_diversity,
+    ndcg_values,
+    recall_values,
+)
+from recsys.privacy.policy import Policy
 
 ROOT = Path(__file__).resolve().parents[1]
 ALS_GRID = {
@@ -101,7 +109,18 @@ def main() -> None:
         ImplicitSystem(**als),
         ImplicitSystem(**bpr),
         pipeline_factory(base_cfg)(**pipe),
+        pipeline_factory(base_cfg, rerank=True)(**pipe),
     ]
+    # long tail: items outside the most popular set that makes 80% of training interactions
+    rule = Policy.default().item_groups["long_tail"]
+    counts = train["item_id"].value_counts().reindex(ds.items["item_id"], fill_value=0)
+    ranked = counts.sort_values(ascending=False, kind="stable")
+    head = ranked.index[: int((ranked.cumsum() / ranked.sum()).searchsorted(rule.head_share) + 1)]
+    long_tail = set(ds.items["item_id"]) - set(head)
+    genres = {
+        i: set(c.split("|")) for i, c in zip(ds.items["item_id"], ds.items["category"], strict=True)
+    }
+    catalog = ds.items["item_id"].tolist()
     rows = []
     for s in systems:
         t0 = time.perf_counter()
@@ -115,6 +134,9 @@ def main() -> None:
                 f"ndcg@{k}": float(ndcg_values(recs, truth, k).mean()),
                 f"recall@{k}": float(recall_values(recs, truth, k).mean()),
                 "coverage": catalog_coverage(recs, len(ds.items), k),
+                "long_tail_exposure": exposure_share(recs, long_tail, k),
+                "genre_ild": intra_list_diversity(recs, genres, k),
+                "exposure_gini": exposure_gini(recs, catalog, k),
                 "fit_s": t1 - t0,
                 "recommend_ms_per_user": (t2 - t1) / len(users) * 1000,
             }
@@ -128,12 +150,16 @@ def main() -> None:
         r["fit_time_vs_als"] = r["fit_s"] / als_row["fit_s"]
         r["latency_vs_als"] = r["recommend_ms_per_user"] / als_row["recommend_ms_per_user"]
 
-    header = f"| system | NDCG@{k} | vs best of ALS/BPR | Recall@{k} | coverage | fit time vs ALS | latency vs ALS |"
-    lines = [header, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    header = (
+        f"| system | NDCG@{k} | vs best of ALS/BPR | Recall@{k} | coverage | long-tail exposure "
+        "| genre ILD | exposure Gini | fit time vs ALS | latency vs ALS |"
+    )
+    lines = [header, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         lines.append(
             f"| {r['system']} | {r[f'ndcg@{k}']:.4f} | {r['ndcg_vs_best_mf']:.3f} | {r[f'recall@{k}']:.4f} "
-            f"| {r['coverage']:.3f} | {r['fit_time_vs_als']:.1f}x | {r['latency_vs_als']:.1f}x |"
+            f"| {r['coverage']:.3f} | {r['long_tail_exposure']:.1%} | {r['genre_ild']:.3f} "
+            f"| {r['exposure_gini']:.3f} | {r['fit_time_vs_als']:.1f}x | {r['latency_vs_als']:.1f}x |"
         )
     table = "\n".join(lines)
     print()

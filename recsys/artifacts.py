@@ -89,6 +89,8 @@ def model_arrays(rec: Recommender) -> dict[str, np.ndarray]:
         arrays["item_brand"] = _text(cat.brand)
     if cat.price is not None:
         arrays["item_price"] = cat.price
+    if cat.seller is not None:
+        arrays["item_seller"] = _text(cat.seller)
     if cat.created is not None:
         arrays["item_created"] = cat.created.astype(float)
     return arrays
@@ -188,6 +190,8 @@ def load_model(path: Path, *, pseudonymizer: Pseudonymizer | None = None) -> Rec
         items["brand"] = a["item_brand"].astype(object)
     if "item_price" in a:
         items["price"] = a["item_price"]
+    if "item_seller" in a:
+        items["seller_id"] = a["item_seller"].astype(object)
     if "item_created" in a:
         items["created_at"] = pd.to_datetime(a["item_created"], unit="s", utc=True).as_unit("s")
     catalog = Catalog.from_frame(items)

@@ -16,6 +16,7 @@ from recsys.candidates.implicit_adapter import CollaborativeConfig
 from recsys.errors import ConfigError
 from recsys.ranking.ranker import RankerConfig
 from recsys.ranking.training import TrainingConfig
+from recsys.rerank.reranker import RerankConfig
 
 
 class ReasonConfig(BaseModel):
@@ -52,3 +53,4 @@ class RecommenderConfig(TomlModel):
     ranker: RankerConfig = Field(default_factory=RankerConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     reasons: ReasonConfig = Field(default_factory=ReasonConfig)
+    rerank: RerankConfig = Field(default_factory=RerankConfig)

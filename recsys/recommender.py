@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -29,6 +30,7 @@ from recsys.privacy.policy import Policy
 from recsys.privacy.pseudonym import Pseudonymizer
 from recsys.ranking.ranker import AdditiveRanker
 from recsys.ranking.training import positives, training_examples
+from recsys.rerank.reranker import RerankConfig, Reranker
 from recsys.types import Evidence, Reason, Recommendation, Recommendations
 
 DAY = 86_400
@@ -239,11 +241,15 @@ class Recommender:
         exclude: Iterable[str] = (),
         as_of: datetime | pd.Timestamp | int | None = None,
         personalized: bool = True,
+        rerank: bool | RerankConfig | None = None,
     ) -> Recommendations:
         """The top ``k`` items for ``user_id``, each with a score, rank, reason and attributions.
 
         Users without consent, unknown users and ``personalized=False`` get the shop's
-        trending items, with a reason that says they are not personalized.
+        trending items, with a reason that says they are not personalized. ``rerank``: ``None``
+        uses the configured re-ranking, ``False`` turns it off, a ``RerankConfig`` overrides it
+        for this call. ``score`` stays the ranker's; ``reason.stage`` says which stage placed
+        the item (``ranker``, ``diversity`` or ``fairness``).
         """
         self._check()
         key = self.key_of(user_id)
@@ -261,21 +267,37 @@ class Recommender:
         phi = self.ranker_.shap_values(X)
         score = self.ranker_.expected_value + phi.sum(axis=1)
         ids = ctx.catalog.items.ids[cand]
-        order = np.lexsort((ids.astype(str), -score))[:k]
+        ranked = np.lexsort((ids.astype(str), -score))
+        rcfg = self.config_.rerank if rerank is None or rerank is True else rerank
+        if rcfg is False:
+            rcfg = self.config_.rerank.model_copy(update={"enabled": False})
+        placed = self.reranker_.rerank(cand[ranked], score[ranked], k, rcfg)
+        order = ranked[placed.order]
         recs = [
-            self._recommendation(st, int(cand[j]), float(score[j]), r + 1, phi[j])
+            self._recommendation(
+                st, int(cand[j]), float(score[j]), r + 1, phi[j], placed.stage[r], rcfg
+            )
             for r, j in enumerate(order)
         ]
         return Recommendations(str(user_id), tuple(recs), personalized=True)
 
     def _recommendation(
-        self, st: UserState, item: int, score: float, rank: int, phi: np.ndarray
+        self,
+        st: UserState,
+        item: int,
+        score: float,
+        rank: int,
+        phi: np.ndarray,
+        stage: str = "ranker",
+        rerank: RerankConfig | None = None,
     ) -> Recommendation:
         ctx = self.context_
         reason = build_reason(
             ctx, st, item, self.features_, phi, self._sensitive, self._titles,
             max_clauses=self.config_.reasons.max_clauses,
         )  # fmt: skip
+        if stage != "ranker":
+            reason = self._moved_reason(item, reason, stage, rerank or self.config_.rerank)
         item_id = str(ctx.catalog.items.ids[item])
         return Recommendation(
             item_id=item_id,
@@ -287,6 +309,45 @@ class Recommender:
             ),
             title=self._titles.get(item_id, ""),
         )
+
+    def _moved_reason(self, item: int, reason: Reason, stage: str, rcfg: RerankConfig) -> Reason:
+        """Say plainly that a re-ranking stage brought the item in; keep its own evidence."""
+        ctx = self.context_
+        own = "" if reason.text == MESSAGES["fallback"] else ". " + reason.text
+        if stage == "diversity":
+            cats = [
+                c
+                for c in ctx.catalog.categories_of(item)
+                if not self.policy_.is_sensitive_category(c)
+            ]
+            head = (
+                MESSAGES["diversity"].format(category=cats[0])
+                if cats
+                else MESSAGES["diversity_plain"]
+            )
+            extra = Evidence(
+                fact="diversity",
+                category=cats[0] if cats else None,
+            )
+        else:
+            head = self.reranker_.group_label(rcfg)
+            extra = Evidence(
+                fact="item_group",
+                category=rcfg.fairness.group,
+            )
+        return dataclasses.replace(
+            reason, text=head + own, evidence=(*reason.evidence, extra), stage=stage
+        )
+
+    @property
+    def reranker_(self) -> Reranker:
+        """The re-ranker for the current context (rebuilt after ``forget`` swaps the context)."""
+        ctx = self.context_
+        cached = self.__dict__.get("_reranker")
+        if cached is None or cached.ctx is not ctx:
+            cached = Reranker(ctx, self.config_.rerank, self.policy_.item_groups)
+            self.__dict__["_reranker"] = cached
+        return cached
 
     def _non_personalized(
         self, user_id: str, k: int, exclude: Iterable[str], as_of, why: str

@@ -102,11 +102,13 @@ class PipelineSystem:
         self,
         config: RecommenderConfig,
         policy: Policy | None = None,
-        name: str = "recsys (no re-ranking)",
+        name: str | None = None,
+        rerank: bool = False,
     ) -> None:
         self.config = config
         self.policy = policy
-        self.name = name
+        self.rerank = rerank
+        self.name = name or ("recsys (full, re-ranked)" if rerank else "recsys (no re-ranking)")
 
     def fit(self, train: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> Self:
         ds = Dataset(interactions=train, items=items, users=users)
@@ -120,7 +122,7 @@ class PipelineSystem:
         out = {}
         for u in users:
             as_of = self.last_.get(u)
-            out[str(u)] = self.model_.recommend(u, k, as_of=as_of).item_ids
+            out[str(u)] = self.model_.recommend(u, k, as_of=as_of, rerank=self.rerank).item_ids
         return out
 
 
@@ -132,7 +134,7 @@ def relevant(test: pd.DataFrame, relevant_rating: float = 4.0) -> dict[str, set[
     return {str(u): set(g) for u, g in pos.groupby("user_id")["item_id"]}
 
 
-def pipeline_factory(base: RecommenderConfig, policy: Policy | None = None):
+def pipeline_factory(base: RecommenderConfig, policy: Policy | None = None, rerank: bool = False):
     """Builds pipeline systems from dotted overrides, e.g. ``{"ranker.max_iter": 150}``."""
 
     def make(**overrides: Any) -> PipelineSystem:
@@ -143,7 +145,7 @@ def pipeline_factory(base: RecommenderConfig, policy: Policy | None = None):
             for part in path:
                 node = node[part]
             node[last] = value
-        return PipelineSystem(RecommenderConfig.model_validate(cfg), policy)
+        return PipelineSystem(RecommenderConfig.model_validate(cfg), policy, rerank=rerank)
 
     return make
 
@@ -171,3 +173,27 @@ def tune(
         trials.append((params, score))
     best = max(trials, key=lambda t: t[1])
     return best[0], best[1], trials
+
+
+class PipelineFactory:
+    """Makes pipeline systems for a seed (picklable, for parallel runs)."""
+
+    def __init__(self, config: RecommenderConfig, rerank: bool = False) -> None:
+        self.config = config
+        self.rerank = rerank
+
+    def __call__(self, seed: int) -> PipelineSystem:
+        cfg = self.config.model_copy(deep=True)
+        cfg.collaborative.random_state = seed
+        cfg.ranker.random_state = seed
+        return PipelineSystem(cfg, rerank=self.rerank)
+
+
+class ImplicitFactory:
+    """Makes ``implicit`` systems for a seed (picklable, for parallel runs)."""
+
+    def __init__(self, **params: Any) -> None:
+        self.params = params
+
+    def __call__(self, seed: int) -> ImplicitSystem:
+        return ImplicitSystem(**{**self.params, "random_state": seed})

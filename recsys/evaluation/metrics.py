@@ -94,3 +94,97 @@ ACCURACY = {
 
 def accuracy(recs: Recs, truth: Truth, k: int = 10) -> dict[str, float]:
     return {f"{name}@{k}": float(fn(recs, truth, k).mean()) for name, fn in ACCURACY.items()}
+
+
+def _weights(k: int) -> np.ndarray:
+    return 1.0 / np.log2(np.arange(2, k + 2))
+
+
+def exposure_share(recs: Recs, group: set[str], k: int = 10) -> float:
+    """Share of position-discounted exposure (1/log2(rank+1)) that goes to ``group``."""
+    _check(recs, k)
+    w = _weights(k)
+    total = hit = 0.0
+    for items in recs.values():
+        for r, i in enumerate(list(items)[:k]):
+            total += w[r]
+            hit += w[r] if i in group else 0.0
+    return hit / total if total else 0.0
+
+
+def exposure_gini(recs: Recs, catalog: Sequence[str], k: int = 10) -> float:
+    """Gini coefficient of position-discounted exposure over the whole catalogue (0 = equal)."""
+    _check(recs, k)
+    w = _weights(k)
+    idx = {i: n for n, i in enumerate(catalog)}
+    exp = np.zeros(len(catalog))
+    for items in recs.values():
+        for r, i in enumerate(list(items)[:k]):
+            if i in idx:
+                exp[idx[i]] += w[r]
+    if exp.sum() == 0:
+        return 0.0
+    x = np.sort(exp)
+    n = len(x)
+    return float((2 * np.arange(1, n + 1) - n - 1) @ x / (n * x.sum()))
+
+
+def intra_list_diversity(recs: Recs, categories: Mapping[str, set[str]], k: int = 10) -> float:
+    """Mean over lists of the mean pairwise category distance (1 - Jaccard) within the list."""
+    _check(recs, k)
+    vals = []
+    for items in recs.values():
+        top = list(items)[:k]
+        if len(top) < 2:
+            continue
+        d = []
+        for a in range(len(top)):
+            for b in range(a + 1, len(top)):
+                ca, cb = categories.get(top[a], set()), categories.get(top[b], set())
+                union = len(ca | cb)
+                d.append(1 - len(ca & cb) / union if union else 0.0)
+        vals.append(np.mean(d))
+    return float(np.mean(vals)) if vals else 0.0
+
+
+def novelty(recs: Recs, popularity: Mapping[str, float], n_users: int, k: int = 10) -> float:
+    """Mean self-information -log2(share of users who chose the item) of recommended items."""
+    _check(recs, k)
+    vals = [
+        -np.log2(max(popularity.get(i, 0.0), 1.0) / n_users)
+        for items in recs.values()
+        for i in list(items)[:k]
+    ]
+    return float(np.mean(vals)) if vals else 0.0
+
+
+def miscalibration(
+    recs: Recs,
+    history: Mapping[str, Sequence[str]],
+    categories: Mapping[str, set[str]],
+    k: int = 10,
+    alpha: float = 0.01,
+) -> float:
+    """Mean KL(p || q~) between each user's category mix in history (p) and in their list (q),
+    with q~ = (1 - alpha) q + alpha p as in Steck (RecSys 2018); 0 = perfectly calibrated."""
+    _check(recs, k)
+
+    def mix(items: Sequence[str]) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for i in items:
+            cs = categories.get(i, set())
+            for c in cs:
+                out[c] = out.get(c, 0.0) + 1.0 / len(cs)
+        total = sum(out.values())
+        return {c: v / total for c, v in out.items()} if total else {}
+
+    vals = []
+    for u, items in recs.items():
+        p = mix(history.get(u, ()))
+        if not p:
+            continue
+        q = mix(list(items)[:k])
+        vals.append(
+            sum(pv * np.log(pv / ((1 - alpha) * q.get(c, 0.0) + alpha * pv)) for c, pv in p.items())
+        )
+    return float(np.mean(vals)) if vals else 0.0

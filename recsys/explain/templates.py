@@ -41,6 +41,8 @@ MESSAGES: dict[str, str] = {
     "average_rating": "Rated {value:.1f} on average by {customers}",
     "listed": "New: available since {date}",
     "fallback": "One of your best matches among the items you have not tried yet",
+    "diversity": "Something different, in {category}",
+    "diversity_plain": "Something different from your other picks",
     "not_personalized": "{text} (not personalized: {why})",
     "why_no_consent": "you chose not to receive personalized recommendations",
     "why_no_history": "we have no history for you yet",

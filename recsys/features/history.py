@@ -114,6 +114,7 @@ class Catalog:
     """Item x category 0/1 matrix (multi-valued categories)."""
     brand: np.ndarray | None
     price: np.ndarray | None
+    seller: np.ndarray | None
     created: np.ndarray | None
     """Unix seconds, NaN where unknown."""
     in_stock: np.ndarray
@@ -145,16 +146,11 @@ class Catalog:
             if "in_stock" in items
             else np.ones(len(items), bool)
         )
-        return cls(
-            vocab,
-            items["title"].to_numpy(dtype=object),
-            tuple(cats),
-            ic,
-            brand,
-            price,
-            created,
-            stock,
-        )
+        seller = items["seller_id"].to_numpy(dtype=object) if "seller_id" in items else None
+        if seller is not None and not (seller != "").any():
+            seller = None
+        title = items["title"].to_numpy(dtype=object)
+        return cls(vocab, title, tuple(cats), ic, brand, price, seller, created, stock)
 
     def categories_of(self, i: int) -> list[str]:
         row = self.item_categories.indices[

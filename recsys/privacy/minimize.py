@@ -25,6 +25,7 @@ class MinimizationReport:
     rows_received: int
     removed_by_consent: int
     removed_by_erasure: int
+    removed_by_min_rating: int
     removed_by_retention: int
     removed_by_history_cap: int
     rows_kept: int
@@ -47,6 +48,7 @@ class MinimizationReport:
                 f"  removed by consent:       {self.removed_by_consent:,}"
                 f" ({self.users_without_consent:,} users without consent)",
                 f"  removed by erasure:       {self.removed_by_erasure:,}",
+                f"  removed as weak ratings:  {self.removed_by_min_rating:,}",
                 f"  removed by retention:     {self.removed_by_retention:,}",
                 f"  removed by history cap:   {self.removed_by_history_cap:,}",
                 f"interactions kept: {self.rows_kept:,}",
@@ -86,6 +88,18 @@ class MinimizedData:
     @property
     def consenting_users(self) -> pd.Index:
         return pd.Index(self.users.loc[self.users["consent_personalization"], "user_id"])
+
+
+def cap_history(inter: pd.DataFrame, cap: int) -> pd.Series:
+    """Which events to keep so that each user has at most their ``cap`` newest (a mask)."""
+    inter = inter.sort_values(["user_id", "timestamp"], kind="stable")
+    newest_rank = inter.groupby("user_id").cumcount(ascending=False)
+    return (newest_rank < cap).reindex(inter.index)
+
+
+def weak_ratings(inter: pd.DataFrame, min_rating: float) -> pd.Series:
+    """Rating events below ``min_rating`` (a mask); other events are never weak."""
+    return (inter["event"] == "rating") & (inter["value"] < min_rating)
 
 
 def minimize(
@@ -150,6 +164,11 @@ def minimize(
             pseudonymizer.many(users["user_id"]) if pseudonymizer else users["user_id"].to_numpy()
         )
         users = users.loc[~pd.Index(ukey).isin(erased)]
+    removed_weak = 0
+    if pp.min_rating is not None and "value" in inter:
+        weak = weak_ratings(inter, pp.min_rating)
+        removed_weak = int(weak.sum())
+        inter = inter.loc[~weak]
     removed_retention = 0
     if pp.retention_days is not None:
         old = inter["timestamp"] < as_of - pd.Timedelta(days=pp.retention_days)
@@ -157,11 +176,9 @@ def minimize(
         inter = inter.loc[~old]
     removed_cap = 0
     if pp.history_cap is not None and len(inter):
-        inter = inter.sort_values(["user_id", "timestamp"], kind="stable")
-        newest_rank = inter.groupby("user_id").cumcount(ascending=False)
-        over = newest_rank >= pp.history_cap
-        removed_cap = int(over.sum())
-        inter = inter.loc[~over]
+        keep = cap_history(inter, pp.history_cap)
+        removed_cap = int((~keep).sum())
+        inter = inter.loc[keep]
     inter = inter.reset_index(drop=True)
     if pseudonymizer is not None:
         inter = inter.assign(user_id=pseudonymizer.many(inter["user_id"]))
@@ -175,6 +192,7 @@ def minimize(
         rows_received=received,
         removed_by_consent=removed_consent,
         removed_by_erasure=removed_erasure,
+        removed_by_min_rating=removed_weak,
         removed_by_retention=removed_retention,
         removed_by_history_cap=removed_cap,
         rows_kept=len(inter),

@@ -34,10 +34,29 @@ class PurposePolicy(BaseModel):
     retention_days: PositiveInt | None = None
     """Interactions older than this many days before the reference time are not used."""
     history_cap: PositiveInt | None = None
-    """Only each user's newest N events are used."""
+    """At most N events per user are used."""
+    min_rating: float | None = None
+    """Ratings below this are not kept: weak-preference events are the least characteristic
+    (on MovieLens, dropping them costs less accuracy per cell than any history cap)."""
 
     def allows(self, table: str, column: str) -> bool:
         return column in self.fields.get(table, [])  # type: ignore[call-overload]
+
+
+class ItemGroupRule(BaseModel):
+    """A protected item group, defined by a rule over item attributes (never a hand-made list).
+
+    ``long_tail``: items outside the most popular set that makes ``head_share`` of interactions.
+    ``small_sellers``: items of sellers outside the largest sellers that together list
+    ``head_share`` of the catalogue.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["long_tail", "small_sellers"]
+    head_share: float = Field(0.8, gt=0, lt=1)
+    label: str = ""
+    """How a reason names the group: 'From an independent seller you may like'."""
 
 
 class Policy(BaseModel):
@@ -46,6 +65,8 @@ class Policy(BaseModel):
     version: Literal[1] = 1
     protected_attributes: list[str] = Field(default_factory=list)
     sensitive_categories: list[str] = Field(default_factory=list)
+    item_groups: dict[str, ItemGroupRule] = Field(default_factory=dict)
+    """Protected item groups for provider fairness in re-ranking and the exposure audit."""
     purposes: dict[Purpose, PurposePolicy]
 
     @model_validator(mode="after")

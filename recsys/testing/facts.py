@@ -13,6 +13,7 @@ import pandas as pd
 
 from recsys.data.schema import CATEGORY_SEP
 from recsys.privacy.minimize import MinimizedData
+from recsys.privacy.policy import Policy
 from recsys.types import Evidence, Recommendation
 
 SIGNAL_ORDER = ("purchase", "rating", "cart", "view")
@@ -21,6 +22,7 @@ SIGNAL_ORDER = ("purchase", "rating", "cart", "view")
 @dataclass
 class FactChecker:
     data: MinimizedData
+    policy: Policy | None = None
 
     def __post_init__(self) -> None:
         inter = self.data.interactions.copy()
@@ -29,6 +31,24 @@ class FactChecker:
         self.items = self.data.items.set_index("item_id")
         present = set(inter["event"])
         self.signal = next(e for e in SIGNAL_ORDER if e in present)
+
+    def group_members(self, name: str) -> set[str]:
+        """Members of a policy item group, recomputed from the minimized tables."""
+        if self.policy is None or name not in self.policy.item_groups:
+            return set()
+        rule = self.policy.item_groups[name]
+        if rule.kind == "long_tail":
+            sizes = self.inter["item_id"].value_counts().reindex(self.items.index, fill_value=0)
+        else:
+            per_seller = self.items["seller_id"].value_counts()
+            sizes = per_seller.reindex(per_seller.index)
+        ranked = sizes.sort_values(ascending=False, kind="stable")
+        head = set(
+            ranked.index[: int((ranked.cumsum() / ranked.sum()).searchsorted(rule.head_share) + 1)]
+        )
+        if rule.kind == "long_tail":
+            return set(self.items.index) - head
+        return set(self.items.index[~self.items["seller_id"].isin(head)])
 
     def _user(self, user_key: str) -> pd.DataFrame:
         return self.inter[self.inter["user_id"] == user_key]
@@ -92,6 +112,11 @@ class FactChecker:
         if ev.fact == "bought_before":
             buys = mine[(mine["item_id"] == item) & (mine["event"] == "purchase")]
             return len(buys) > 0 and buys["date"].iloc[-1] == ev.date
+        if ev.fact == "diversity":
+            cats = str(self.items.loc[item, "category"]).split(CATEGORY_SEP)
+            return ev.category is None or ev.category in cats
+        if ev.fact == "item_group":
+            return item in self.group_members(ev.category or "")
         if ev.fact == "usual_price":
             prices = self.items.loc[distinct["item_id"], "price"].to_numpy(dtype=float)
             return round(float(np.nanmedian(prices)), 2) == ev.value

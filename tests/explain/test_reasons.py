@@ -15,11 +15,10 @@ from recsys.testing.facts import FactChecker
 
 @pytest.fixture(scope="module")
 def checker(small_shop, pseudonymizer):
-    return FactChecker(
-        minimize(
-            small_shop, Policy.default(), "recommendations", now=END, pseudonymizer=pseudonymizer
-        )
+    md = minimize(
+        small_shop, Policy.default(), "recommendations", now=END, pseudonymizer=pseudonymizer
     )
+    return FactChecker(md, Policy.default())
 
 
 def test_every_recommendation_has_a_reason(fitted, small_shop) -> None:
@@ -97,7 +96,7 @@ def test_movielens_facts_check_out(ml100k_path) -> None:
     ds = load_movielens(ml100k_path)
     now = pd.Timestamp("1998-05-01", tz="UTC")
     rec = Recommender(RecommenderConfig(purpose="evaluation")).fit(ds, now=now)
-    checker = FactChecker(minimize(ds, Policy.default(), "evaluation", now=now))
+    checker = FactChecker(minimize(ds, Policy.default(), "evaluation", now=now), Policy.default())
     false, facts = [], set()
     for u in ds.users["user_id"].iloc[::20]:
         for r in rec.recommend(u, 10):

@@ -1,0 +1,89 @@
+"""Re-ranking algorithms on arrays: MMR diversity, FA*IR prefix fairness, calibration.
+
+Each takes candidate indices with relevance scores (best first) and returns a new order; all are
+deterministic (ties broken by position in the input).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from scipy.stats import binom
+
+
+def mmr(scores: np.ndarray, sim: np.ndarray, k: int, lam: float) -> np.ndarray:
+    """Maximal marginal relevance: ``lam * relevance - (1 - lam) * max similarity to chosen``.
+
+    ``scores`` are min-max scaled first so ``lam`` means the same whatever the score scale.
+    Returns positions into ``scores`` (length ``min(k, n)``).
+    """
+    n = len(scores)
+    k = min(k, n)
+    span = scores.max() - scores.min() if n else 0.0
+    rel = (scores - scores.min()) / span if span > 0 else np.zeros(n)
+    chosen: list[int] = []
+    max_sim = np.zeros(n)
+    free = np.ones(n, dtype=bool)
+    for _ in range(k):
+        value = np.where(free, lam * rel - (1 - lam) * max_sim, -np.inf)
+        j = int(np.argmax(value))  # first maximum: ties keep input order
+        chosen.append(j)
+        free[j] = False
+        max_sim = np.maximum(max_sim, sim[j])
+    return np.array(chosen, dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=256)
+def fair_table(k: int, p: float, alpha: float) -> tuple[int, ...]:
+    """FA*IR minimum protected counts per prefix length 1..k (Zehlike et al., CIKM 2017).
+
+    ``m(i) = F^-1(alpha; i, p)``: a prefix with fewer protected items than that would be unlikely
+    (probability below ``alpha``) under fair sampling with protected proportion ``p``.
+    """
+    return tuple(int(binom.ppf(alpha, i, p)) for i in range(1, k + 1))
+
+
+def fair_topk(protected: np.ndarray, k: int, p: float, alpha: float) -> np.ndarray:
+    """FA*IR: take the best item, unless the prefix needs another protected one to pass.
+
+    ``protected`` is in ranked order; returns positions into it. If too few protected items
+    exist, the list takes what there is (the guarantee can only hold for what is available).
+    """
+    n = len(protected)
+    k = min(k, n)
+    table = fair_table(k, p, alpha)
+    prot = [i for i in range(n) if protected[i]]
+    other = [i for i in range(n) if not protected[i]]
+    out: list[int] = []
+    taken = 0
+    pi = oi = 0
+    for pos in range(k):
+        need = table[pos]
+        if taken < need and pi < len(prot):
+            out.append(prot[pi])
+            pi += 1
+            taken += 1
+            continue
+        best_p = prot[pi] if pi < len(prot) else n
+        best_o = other[oi] if oi < len(other) else n
+        if best_p < best_o:
+            out.append(best_p)
+            pi += 1
+            taken += 1
+        else:
+            out.append(best_o)
+            oi += 1
+    return np.array(out, dtype=np.int64)
+
+
+def satisfies_fair(protected_in_order: np.ndarray, p: float, alpha: float) -> bool:
+    """Does every prefix hold at least the FA*IR minimum of protected items?"""
+    table = fair_table(len(protected_in_order), p, alpha)
+    counts = np.cumsum(protected_in_order.astype(int))
+    return bool(np.all(counts >= np.array(table)))
+
+
+def position_weights(k: int) -> np.ndarray:
+    """Exposure of each rank: the DCG discount 1/log2(rank + 1)."""
+    return 1.0 / np.log2(np.arange(2, k + 2))
