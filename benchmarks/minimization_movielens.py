@@ -18,7 +18,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from recsys.config import RecommenderConfig
 from recsys.data import load_movielens
 from recsys.evaluation.baselines import ImplicitFactory, PipelineFactory
-from recsys.evaluation.minimization import Setting, minimization_curve, plot_curve
+from recsys.evaluation.minimization import (
+    Setting,
+    minimization_curve,
+    plot_curve,
+    summary_markdown,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CAPS = (100, 150, 200, 300)
@@ -32,34 +37,6 @@ def settings(quick: bool) -> list[Setting]:
     out += [Setting("min_rating+newest", c, 2) for c in ((200,) if quick else (150, 200))]
     out += [Setting("retention", w) for w in ((180,) if quick else WINDOWS)]
     return out
-
-
-def markdown(result: dict, name: str) -> str:
-    t = result["table"]
-    seg_cols = [c for c in t.columns if c.startswith("loss[")]
-    lines = [
-        f"### {name}",
-        "",
-        "| setting | cells kept | NDCG@10 | vs full | "
-        + " | ".join(c[5:-1] for c in seg_cols)
-        + " |",
-        "| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in seg_cols) + " |",
-    ]
-    for _, r in t.sort_values(["strategy", "cells"]).iterrows():
-        segs = " | ".join(f"{-r[c]:+.1%}" for c in seg_cols)
-        lines.append(
-            f"| {r['setting']} | {r['cells_share']:.1%} | {r['ndcg']:.4f} ± {r['ndcg_std']:.4f} "
-            f"| {r['ndcg_vs_full']:.3f} | {segs} |"
-        )
-    b = result["best"]
-    lines.append("")
-    lines.append(
-        f"Smallest footprint within {result['tolerance']:.0%} of full data: **{b['setting']}**, "
-        f"{b['cells_share']:.1%} of the cells, NDCG@10 {b['ndcg']:.4f} ({b['ndcg_vs_full']:.3f} of full)."
-        if b
-        else "No setting stayed within the tolerance."
-    )
-    return "\n".join(lines)
 
 
 def main() -> None:
@@ -86,7 +63,7 @@ def main() -> None:
         print(f"{name}: {time.perf_counter() - t:.0f}s")
         slug = "als" if "ALS" in name else "pipeline"
         plot_curve(res, str(out / f"minimization_{slug}{suffix}.png"))
-        parts.append(markdown(res, name))
+        parts.append(summary_markdown(res, name))
         report[slug] = {
             "table": res["table"].to_dict("records"),
             "best": res["best"],

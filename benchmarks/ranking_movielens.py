@@ -25,9 +25,11 @@ from recsys.data.splits import temporal_split
 from recsys.evaluation.baselines import (
     ImplicitSystem,
     MostPopular,
+    long_tail_items,
     pipeline_factory,
     relevant,
     tune,
+    tune_rerank,
 )
 from recsys.evaluation.metrics import (
     catalog_coverage,
@@ -61,6 +63,10 @@ QUICK_PIPELINE = {
     "ranker.max_leaf_nodes": [7],
     "ranker.max_iter": [150],
     "candidates.n_collaborative": [100],
+}
+RERANK_GRID = {
+    "diversity.trade_off": [0.85, 0.95, 1.0],
+    "fairness.proportion": [0.35, 0.4, 0.5],
 }
 QUICK_BPR = {
     "factors": [128],
@@ -104,19 +110,25 @@ def main() -> None:
     print(
         f"pipeline tuned in {time.perf_counter() - t:.0f}s: {pipe} (validation NDCG@{k} {pipe_val:.4f})"
     )
+    t = time.perf_counter()
+    rr_cfg, rr_val, _ = tune_rerank(
+        pipeline_factory(base_cfg, rerank=True)(**pipe), RERANK_GRID, train, ds.items, ds.users,
+        min_long_tail=0.15,
+    )  # fmt: skip
+    print(
+        f"re-ranking tuned in {time.perf_counter() - t:.0f}s: {rr_cfg.model_dump()} (validation {rr_val})"
+    )
     systems = [
         MostPopular(),
         ImplicitSystem(**als),
         ImplicitSystem(**bpr),
         pipeline_factory(base_cfg)(**pipe),
-        pipeline_factory(base_cfg, rerank=True)(**pipe),
+        pipeline_factory(base_cfg, rerank=rr_cfg)(**pipe),
     ]
     # long tail: items outside the most popular set that makes 80% of training interactions
-    rule = Policy.default().item_groups["long_tail"]
-    counts = train["item_id"].value_counts().reindex(ds.items["item_id"], fill_value=0)
-    ranked = counts.sort_values(ascending=False, kind="stable")
-    head = ranked.index[: int((ranked.cumsum() / ranked.sum()).searchsorted(rule.head_share) + 1)]
-    long_tail = set(ds.items["item_id"]) - set(head)
+    long_tail = long_tail_items(
+        train, ds.items, Policy.default().item_groups["long_tail"].head_share
+    )
     genres = {
         i: set(c.split("|")) for i, c in zip(ds.items["item_id"], ds.items["category"], strict=True)
     }
@@ -175,6 +187,8 @@ def main() -> None:
             "bpr_validation_ndcg": bpr_val,
             "recsys": pipe,
             "recsys_validation_ndcg": pipe_val,
+            "rerank": rr_cfg.model_dump(),
+            "rerank_validation": rr_val,
         },
         "quick": args.quick,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},

@@ -7,6 +7,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
@@ -41,6 +42,16 @@ def build_context(inter: pd.DataFrame, catalog: Catalog, model: ImplicitModel) -
     users = Vocabulary(np.sort(inter["user_id"].unique()).astype(object))
     history = History.from_frame(inter, users, catalog.items)
     return FeatureContext(history, catalog, model.fit(history.matrix()))
+
+
+@dataclass(frozen=True)
+class ScoredCandidates:
+    """One user's candidates in ranker order, with scores and attributions."""
+
+    state: UserState
+    items: np.ndarray
+    scores: np.ndarray
+    attributions: np.ndarray
 
 
 class Recommender:
@@ -261,24 +272,41 @@ class Recommender:
             return self._non_personalized(user_id, k, exclude, as_of, MESSAGES["why_no_consent"])
         if u < 0:
             return self._non_personalized(user_id, k, exclude, as_of, MESSAGES["why_no_history"])
-        st = ctx.user_state(u, self._as_of(as_of, u))
-        cand = candidates(ctx, st, self.config_.candidates, self._item_indices(exclude))
-        X = feature_matrix(ctx, st, cand, self.features_)
-        phi = self.ranker_.shap_values(X)
-        score = self.ranker_.expected_value + phi.sum(axis=1)
-        ids = ctx.catalog.items.ids[cand]
-        ranked = np.lexsort((ids.astype(str), -score))
+        scored = self.score_candidates(u, exclude=exclude, as_of=as_of)
         rcfg = self.config_.rerank if rerank is None or rerank is True else rerank
         if rcfg is False:
             rcfg = self.config_.rerank.model_copy(update={"enabled": False})
-        placed = self.reranker_.rerank(cand[ranked], score[ranked], k, rcfg)
-        order = ranked[placed.order]
+        placed = self.reranker_.rerank(scored.items, scored.scores, k, rcfg)
+        return self.assemble(user_id, scored, placed.order, placed.stage, rcfg)
+
+    def score_candidates(
+        self, u: int, *, exclude: Iterable[str] = (), as_of=None
+    ) -> ScoredCandidates:
+        """The ranker's scores and attributions for user index ``u``'s candidates, best first."""
+        ctx = self.context_
+        st = ctx.user_state(u, self._as_of(as_of, u))
+        cand = candidates(ctx, st, self.config_.candidates, self._item_indices(exclude))
+        phi = self.ranker_.shap_values(feature_matrix(ctx, st, cand, self.features_))
+        score = self.ranker_.expected_value + phi.sum(axis=1)
+        ranked = np.lexsort((ctx.catalog.items.ids[cand].astype(str), -score))
+        return ScoredCandidates(st, cand[ranked], score[ranked], phi[ranked])
+
+    def assemble(
+        self,
+        user_id: str,
+        scored: ScoredCandidates,
+        order: np.ndarray,
+        stages: Sequence[str],
+        rerank: RerankConfig,
+    ) -> Recommendations:
+        """Explained recommendations for the chosen positions of ``scored``."""
         recs = [
             self._recommendation(
-                st, int(cand[j]), float(score[j]), r + 1, phi[j], placed.stage[r], rcfg
+                scored.state, int(scored.items[j]), float(scored.scores[j]), r + 1,
+                scored.attributions[j], stages[r], rerank,
             )
             for r, j in enumerate(order)
-        ]
+        ]  # fmt: skip
         return Recommendations(str(user_id), tuple(recs), personalized=True)
 
     def _recommendation(
@@ -389,6 +417,23 @@ class Recommender:
         X = feature_matrix(ctx, st, np.array([i]), self.features_)
         phi = self.ranker_.shap_values(X)[0]
         return self._recommendation(st, i, float(self.ranker_.expected_value + phi.sum()), 0, phi)
+
+    def counterfactual_score(
+        self, user_id: str, item_id: str, drop: Iterable[str], *, as_of=None
+    ) -> tuple[float, float]:
+        """The item's score with the user's collaborative vector re-solved from their full
+        history, and with ``drop`` removed from it (ALS only): does that evidence matter?"""
+        self._check()
+        ctx = self.context_
+        u = ctx.history.users.get(self.key_of(user_id))
+        i = np.array([ctx.catalog.items.get(str(item_id))])
+        when = self._as_of(as_of, u)
+        out = []
+        for d in (np.empty(0, dtype=np.int64), self._item_indices(drop)):
+            st = ctx.user_state(u, when, drop=d)
+            X = feature_matrix(ctx, st, i, self.features_)
+            out.append(float(self.ranker_.decision_function(X)[0]))
+        return out[0], out[1]
 
     def user_state(self, user_id: str, *, as_of=None) -> UserState:
         self._check()

@@ -23,7 +23,8 @@ class CollaborativeConfig(BaseModel):
 
     algorithm: Literal["als", "bpr"] = "als"
     factors: PositiveInt = 128
-    regularization: PositiveFloat = 10.0
+    regularization: PositiveFloat | None = None
+    """Default: 10 for ALS (an L2 weight on factors), 0.01 for BPR (an SGD penalty)."""
     alpha: PositiveFloat = 1.0
     """ALS: weight of observed interactions."""
     learning_rate: PositiveFloat = 0.01
@@ -44,7 +45,7 @@ class ImplicitModel(BaseEstimator):
         self,
         algorithm: Literal["als", "bpr"] = "als",
         factors: int = 128,
-        regularization: float = 10.0,
+        regularization: float | None = None,
         alpha: float = 1.0,
         learning_rate: float = 0.01,
         iterations: int | None = None,
@@ -62,6 +63,13 @@ class ImplicitModel(BaseEstimator):
     def from_config(cls, cfg: CollaborativeConfig) -> ImplicitModel:
         return cls(**cfg.model_dump())
 
+    @property
+    def reg_(self) -> float:
+        """The regularization in force (the algorithm's default when none was given)."""
+        if self.regularization is not None:
+            return self.regularization
+        return 10.0 if self.algorithm == "als" else 0.01
+
     def _make(self):
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         if self.algorithm == "als":
@@ -69,7 +77,7 @@ class ImplicitModel(BaseEstimator):
 
             return AlternatingLeastSquares(
                 factors=self.factors,
-                regularization=self.regularization,
+                regularization=self.reg_,
                 alpha=self.alpha,
                 iterations=self.iterations or 15,
                 random_state=self.random_state,
@@ -81,7 +89,7 @@ class ImplicitModel(BaseEstimator):
             return BayesianPersonalizedRanking(
                 factors=self.factors,
                 learning_rate=self.learning_rate,
-                regularization=self.regularization,
+                regularization=self.reg_,
                 iterations=self.iterations or 100,
                 random_state=self.random_state,
                 num_threads=1,
@@ -135,9 +143,20 @@ class ImplicitModel(BaseEstimator):
             return lambda item: yh @ Y[item].astype(np.float64)
         conf = self.alpha * weights
         A = self.gram_ + yh.T @ ((conf - 1.0)[:, None] * yh)
-        A[np.diag_indices_from(A)] += self.regularization
+        A[np.diag_indices_from(A)] += self.reg_
         factor = cho_factor(A)
         return lambda item: conf * (yh @ cho_solve(factor, Y[item].astype(np.float64)))
+
+    def user_vector(self, history: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Solve a user's factor from a history (the ALS user step); BPR has no such step."""
+        check_is_fitted(self, "item_factors_")
+        if self.algorithm != "als":
+            raise NotImplementedError("only ALS user factors can be re-solved from a history")
+        yh = self.item_factors_[history].astype(np.float64)
+        conf = self.alpha * weights
+        A = self.gram_ + yh.T @ ((conf - 1.0)[:, None] * yh)
+        A[np.diag_indices_from(A)] += self.reg_
+        return np.linalg.solve(A, yh.T @ conf).astype(np.float32)
 
     def resolve_items(self, items: np.ndarray, item_users: sp.csr_matrix) -> None:
         """Re-solve the factors of ``items`` from the current user factors (ALS item step).
@@ -151,7 +170,7 @@ class ImplicitModel(BaseEstimator):
             return
         X = self.user_factors_.astype(np.float64)
         base = X.T @ X
-        base[np.diag_indices_from(base)] += self.regularization
+        base[np.diag_indices_from(base)] += self.reg_
         out = self.item_factors_.copy()
         for row, i in enumerate(items):
             users = item_users.indices[item_users.indptr[row] : item_users.indptr[row + 1]]

@@ -127,7 +127,10 @@ def recommend(args: argparse.Namespace) -> int:
     rows: list[dict] = []
     results = []
     for u in tqdm(users, disable=len(users) < 1000, desc="recommending", unit="user"):
-        recs = rec.recommend(u, args.k, exclude=args.exclude, personalized=not args.no_profiling)
+        recs = rec.recommend(
+            u, args.k, exclude=args.exclude, personalized=not args.no_profiling,
+            rerank=False if args.no_rerank else None,
+        )  # fmt: skip
         results.append(recs)
         rows.extend(recommendation_rows(recs))
     out = pd.DataFrame(rows)
@@ -254,3 +257,66 @@ def policy_check(args: argparse.Namespace) -> int:
         )
     print(f"{args.file}: valid")
     return 0
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from recsys.evaluation.run import EvaluationConfig, run_evaluation, write_report
+    from recsys.privacy.policy import Policy
+
+    cfg = _read_toml_model(EvaluationConfig, args.config) or EvaluationConfig()
+    if args.seed is not None:
+        cfg.seed = args.seed
+    policy = _read_toml_model(Policy, args.policy)
+    ds = load_from_args(args)
+    print(f"data: {ds.summary()}")
+    steps = 2 * len(cfg.systems)
+    with tqdm(total=steps, desc="evaluating", unit="step") as bar:
+
+        def progress(message: str) -> None:
+            bar.set_postfix_str(message)
+            bar.update(1)
+
+        metrics, timings, _ = run_evaluation(ds, cfg, policy=policy, progress=progress)
+    minimization = None
+    out = Path(args.out)
+    if args.minimization:
+        minimization = _minimization(ds, cfg, out, args.workers)
+    for path in write_report(out, metrics, timings, cfg, minimization):
+        print(f"wrote {path}")
+    k = cfg.k
+    for name, m in metrics["systems"].items():
+        print(f"{name:<24} NDCG@{k} {m[f'ndcg@{k}']:.4f}  coverage {m['coverage']:.3f}  "
+              f"long-tail exposure {m['exposure_share']['long_tail']:.1%}")  # fmt: skip
+    return 0
+
+
+def _minimization(ds, cfg, out: Path, workers: int) -> dict:
+    from recsys.evaluation.baselines import PipelineFactory
+    from recsys.evaluation.minimization import (
+        Setting,
+        minimization_curve,
+        plot_curve,
+        summary_markdown,
+    )
+
+    settings = [Setting("full", None)]
+    settings += [Setting("newest", c) for c in (100, 150, 200, 300)]
+    settings += (
+        [Setting("min_rating", r) for r in (2, 3)]
+        if "rating" in set(ds.interactions["event"])
+        else []
+    )
+    settings += [Setting("retention", w) for w in (90, 180, 365)]
+    res = minimization_curve(ds, PipelineFactory(cfg.pipeline), settings, seeds=(0, 1, 2), workers=workers,
+                             progress=lambda m: print("  minimization:", m, flush=True))  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    plot_curve(res, str(out / "minimization.png"))
+    (out / "minimization.json").write_text(
+        json.dumps(
+            {"table": res["table"].to_dict("records"), "best": res["best"]}, indent=2, default=str
+        )
+        + "\n"
+    )
+    return {"markdown": summary_markdown(res, "recsys pipeline"), "plot": "minimization.png"}

@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--no-profiling", action="store_true", help="non-personalized list (DSA Art. 38)"
     )
+    r.add_argument("--no-rerank", action="store_true", help="ranker order: no diversity/fairness")
     r.add_argument("--json", action="store_true", help="print the structured result as JSON")
     r.set_defaults(func=commands.recommend)
 
@@ -80,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--data", metavar="DIR")
     x.add_argument("--format", choices=["auto", "recsys", "movielens"], default="auto")
     x.set_defaults(func=commands.export)
+
+    ev = sub.add_parser("evaluate", help="offline evaluation: all systems, all metrics, a report")
+    add_data_args(ev)
+    ev.add_argument("--config", metavar="TOML", help="evaluation configuration (EvaluationConfig)")
+    ev.add_argument("--policy", metavar="TOML", help="purpose policy (default: the shipped one)")
+    ev.add_argument("--seed", type=int, help="overrides the configuration's seed")
+    ev.add_argument("--out", required=True, metavar="DIR")
+    ev.add_argument("--minimization", action="store_true",
+                    help="also measure the data minimization curve (history caps, retention)")  # fmt: skip
+    ev.add_argument("--workers", type=int, default=2, help="processes for the minimization curve")
+    ev.set_defaults(func=commands.evaluate)
 
     pol = sub.add_parser("policy", help="show or check a purpose policy")
     psub = pol.add_subparsers(dest="policy_command", required=True)

@@ -8,6 +8,7 @@ from typing import Any, Protocol, Self
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 
 from recsys.candidates.implicit_adapter import ImplicitModel
 from recsys.config import RecommenderConfig
@@ -17,6 +18,7 @@ from recsys.evaluation.metrics import ndcg_values
 from recsys.features.history import History, Vocabulary
 from recsys.privacy.policy import Policy
 from recsys.recommender import Recommender
+from recsys.rerank.reranker import RerankConfig
 
 
 class System(Protocol):
@@ -79,6 +81,57 @@ class MostPopular(_MatrixSystem):
         return np.tile(self.counts_, (len(u), 1)).astype(float)
 
 
+class ItemKNN(_MatrixSystem):
+    """Item-based k-nearest neighbours on cosine similarity of binary interactions."""
+
+    name = "item-knn"
+
+    def __init__(self, neighbors: int = 50) -> None:
+        self.neighbors = neighbors
+
+    def fit(self, train: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> Self:
+        h = self._index(train, items)
+        X = h.matrix()
+        X.data[:] = 1.0
+        self.X_ = X.tocsr()
+        norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=0)).ravel())
+        S = (X.T @ X).toarray() / np.maximum(np.outer(norms, norms), 1e-12)
+        np.fill_diagonal(S, 0.0)
+        if self.neighbors < S.shape[0]:
+            cut = np.argpartition(-S, self.neighbors, axis=0)[self.neighbors :]
+            np.put_along_axis(S, cut, 0.0, axis=0)
+        self.S_ = S
+        return self
+
+    def _scores(self, u: np.ndarray) -> np.ndarray:
+        return np.asarray(self.X_[u] @ self.S_)
+
+
+class EASE(_MatrixSystem):
+    """EASE (Steck, WWW 2019): a closed-form item-item model, B = I - P / diag(P)."""
+
+    name = "ease"
+
+    def __init__(self, l2: float = 300.0) -> None:
+        self.l2 = l2
+
+    def fit(self, train: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> Self:
+        h = self._index(train, items)
+        X = h.matrix()
+        X.data[:] = 1.0
+        self.X_ = X.tocsr()
+        G = (X.T @ X).toarray().astype(np.float64)
+        G[np.diag_indices_from(G)] += self.l2
+        P = np.linalg.inv(G)
+        B = -P / np.diag(P)[None, :]
+        np.fill_diagonal(B, 0.0)
+        self.B_ = B
+        return self
+
+    def _scores(self, u: np.ndarray) -> np.ndarray:
+        return np.asarray(self.X_[u] @ self.B_)
+
+
 class ImplicitSystem(_MatrixSystem):
     """``implicit`` ALS or BPR alone."""
 
@@ -103,15 +156,18 @@ class PipelineSystem:
         config: RecommenderConfig,
         policy: Policy | None = None,
         name: str | None = None,
-        rerank: bool = False,
+        rerank: bool | RerankConfig = False,
     ) -> None:
         self.config = config
         self.policy = policy
         self.rerank = rerank
-        self.name = name or ("recsys (full, re-ranked)" if rerank else "recsys (no re-ranking)")
+        self.name = name or (
+            "recsys (no re-ranking)" if rerank is False else "recsys (full, re-ranked)"
+        )
 
     def fit(self, train: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> Self:
         ds = Dataset(interactions=train, items=items, users=users)
+        self.data_ = ds
         self.model_ = Recommender(self.config, policy=self.policy).fit(
             ds, now=train["timestamp"].max()
         )
@@ -134,18 +190,25 @@ def relevant(test: pd.DataFrame, relevant_rating: float = 4.0) -> dict[str, set[
     return {str(u): set(g) for u, g in pos.groupby("user_id")["item_id"]}
 
 
-def pipeline_factory(base: RecommenderConfig, policy: Policy | None = None, rerank: bool = False):
+def with_overrides(model: BaseModel, overrides: Mapping[str, Any]) -> Any:
+    """A copy of a pydantic config with dotted-path overrides (``{"ranker.max_iter": 150}``)."""
+    data = model.model_dump()
+    for key, value in overrides.items():
+        node = data
+        *path, last = key.split(".")
+        for part in path:
+            node = node[part]
+        node[last] = value
+    return type(model).model_validate(data)
+
+
+def pipeline_factory(
+    base: RecommenderConfig, policy: Policy | None = None, rerank: bool | RerankConfig = False
+):
     """Builds pipeline systems from dotted overrides, e.g. ``{"ranker.max_iter": 150}``."""
 
     def make(**overrides: Any) -> PipelineSystem:
-        cfg = base.model_dump()
-        for key, value in overrides.items():
-            node = cfg
-            *path, last = key.split(".")
-            for part in path:
-                node = node[part]
-            node[last] = value
-        return PipelineSystem(RecommenderConfig.model_validate(cfg), policy, rerank=rerank)
+        return PipelineSystem(with_overrides(base, overrides), policy, rerank=rerank)
 
     return make
 
@@ -197,3 +260,44 @@ class ImplicitFactory:
 
     def __call__(self, seed: int) -> ImplicitSystem:
         return ImplicitSystem(**{**self.params, "random_state": seed})
+
+
+def long_tail_items(train: pd.DataFrame, items: pd.DataFrame, head_share: float = 0.8) -> set[str]:
+    """Items outside the most popular set that makes ``head_share`` of ``train``'s interactions."""
+    counts = train["item_id"].value_counts().reindex(items["item_id"], fill_value=0)
+    ranked = counts.sort_values(ascending=False, kind="stable")
+    head = ranked.index[: int((ranked.cumsum() / ranked.sum()).searchsorted(head_share) + 1)]
+    return set(items["item_id"]) - set(head)
+
+
+def tune_rerank(
+    system: PipelineSystem,
+    grid: Mapping[str, Sequence[Any]],
+    train: pd.DataFrame,
+    items: pd.DataFrame,
+    users: pd.DataFrame,
+    *,
+    min_long_tail: float,
+    fraction: float = 0.2,
+    k: int = 10,
+) -> tuple[RerankConfig, dict[str, float], list[tuple[dict[str, Any], float, float]]]:
+    """Re-ranking settings with the best validation NDCG among those giving the long tail at
+    least ``min_long_tail`` of top-k exposure (one fit; re-ranking is configured per call)."""
+    from recsys.evaluation.metrics import exposure_share
+
+    inner, val = temporal_split(train, fraction)
+    truth = relevant(val)
+    tail = long_tail_items(inner, items)
+    system.fit(inner, items, users)
+    base = system.config.rerank
+    trials = []
+    for values in itertools.product(*grid.values()):
+        system.rerank = with_overrides(base, dict(zip(grid.keys(), values, strict=True)))
+        recs = system.recommend_all(sorted(truth), k)
+        trials.append(
+            (dict(zip(grid.keys(), values, strict=True)), float(ndcg_values(recs, truth, k).mean()),
+             exposure_share(recs, tail, k))
+        )  # fmt: skip
+    ok = [t for t in trials if t[2] >= min_long_tail] or trials
+    best = max(ok, key=lambda t: t[1])
+    return with_overrides(base, best[0]), {"ndcg": best[1], "long_tail": best[2]}, trials

@@ -173,3 +173,32 @@ def plot_curve(result: dict[str, Any], path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def summary_markdown(result: dict[str, Any], name: str) -> str:
+    """The curve as a Markdown table with per-segment loss, and the smallest good setting."""
+    t = result["table"]
+    seg_cols = [c for c in t.columns if c.startswith("loss[")]
+    lines = [
+        f"### {name}",
+        "",
+        "| setting | cells kept | NDCG@10 | vs full | "
+        + " | ".join(c[5:-1] for c in seg_cols)
+        + " |",
+        "| --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in seg_cols) + " |",
+    ]
+    for _, r in t.sort_values(["strategy", "cells"]).iterrows():
+        segs = " | ".join(f"{-r[c]:+.1%}" for c in seg_cols)
+        lines.append(
+            f"| {r['setting']} | {r['cells_share']:.1%} | {r['ndcg']:.4f} ± {r['ndcg_std']:.4f} "
+            f"| {r['ndcg_vs_full']:.3f} | {segs} |"
+        )
+    b = result["best"]
+    lines.append("")
+    lines.append(
+        f"Smallest footprint within {result['tolerance']:.0%} of full data: **{b['setting']}**, "
+        f"{b['cells_share']:.1%} of the cells, NDCG@10 {b['ndcg']:.4f} ({b['ndcg_vs_full']:.3f} of full)."
+        if b
+        else "No setting stayed within the tolerance."
+    )
+    return "\n".join(lines)

@@ -124,8 +124,12 @@ class FeatureContext:
         return int(self.history.ts.max()) if len(self.history.ts) else 0
 
     # --- one user ---------------------------------------------------------------------------
-    def user_state(self, u: int, as_of: int | None = None) -> UserState:
-        return UserState.build(self, u, self.cutoff if as_of is None else as_of)
+    def user_state(
+        self, u: int, as_of: int | None = None, *, drop: np.ndarray | None = None
+    ) -> UserState:
+        """Facts about user ``u`` at ``as_of``; ``drop`` removes items from their history (the
+        collaborative vector is then re-solved from what remains: counterfactual checks)."""
+        return UserState.build(self, u, self.cutoff if as_of is None else as_of, drop=drop)
 
 
 @dataclass
@@ -151,12 +155,20 @@ class UserState:
     """Per-request memo shared by features and evidence (e.g. co-occurrence rows)."""
 
     @classmethod
-    def build(cls, ctx: FeatureContext, u: int, as_of: int) -> UserState:
+    def build(
+        cls, ctx: FeatureContext, u: int, as_of: int, drop: np.ndarray | None = None
+    ) -> UserState:
         h = ctx.history
         if u >= 0:
             s = h.span(u)
             items_all, ts_all, ev_all = h.item[s], h.ts[s], h.event[s]
             scores = ctx.collab.scores(u)
+            if drop is not None:
+                keep = ~np.isin(items_all, drop)
+                items_all, ts_all, ev_all = items_all[keep], ts_all[keep], ev_all[keep]
+                hist = np.unique(items_all)
+                conf = np.asarray(ctx.confidence[u, hist].toarray()).ravel()
+                scores = ctx.collab.item_factors_ @ ctx.collab.user_vector(hist, conf)
         else:
             items_all = ts_all = ev_all = np.empty(0, dtype=np.int64)
             scores = np.zeros(len(ctx.catalog.items), dtype=np.float32)

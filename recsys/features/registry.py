@@ -105,15 +105,15 @@ def _sim(ctx: FeatureContext, st: UserState, cand: np.ndarray, n: int) -> np.nda
 
 
 def sim_recent3(ctx, st, cand):
-    return np.nanmean(_sim(ctx, st, cand, 3), axis=1)
+    return _sim(ctx, st, cand, 3).mean(axis=1)
 
 
 def sim_max10(ctx, st, cand):
-    return np.nanmax(_sim(ctx, st, cand, 10), axis=1)
+    return _sim(ctx, st, cand, 10).max(axis=1)
 
 
 def sim_mean10(ctx, st, cand):
-    return np.nanmean(_sim(ctx, st, cand, 10), axis=1)
+    return _sim(ctx, st, cand, 10).mean(axis=1)
 
 
 def similar_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -93,6 +94,12 @@ def test_recommend_one_user_prints_reasons(
     assert main(["recommend", "--model", "m", "--user", user, "--k", "3"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"user {user}") and out.count("score") == 3
+    assert (
+        main(["recommend", "--model", "m", "--user", user, "--k", "10", "--no-rerank", "--json"])
+        == 0
+    )
+    (lst,) = json.loads(capsys.readouterr().out)
+    assert {r["explanation"]["stage"] for r in lst} == {"ranker"}
 
 
 def test_historical_data_without_now_is_a_clear_error(

@@ -112,7 +112,8 @@ def test_export_lists_everything_stored(small_shop, pseudonymizer, fitted) -> No
     user = heavy_user(small_shop)
     out = export_user(user, pseudonymizer, model=fitted, data=small_shop)
     n_model = len(out["model"]["events"])
-    assert n_model == min(50, (small_shop.interactions["user_id"] == user).sum())  # history cap
+    cap = fitted.policy_.purpose("recommendations").history_cap
+    assert n_model == min(cap, (small_shop.interactions["user_id"] == user).sum())  # history cap
     assert len(out["data"]["interactions"]) == (small_shop.interactions["user_id"] == user).sum()
     assert out["data"]["audit"][0]["user_id"] == user
     assert "collab_z" in out["model"]["how_recommendations_are_made"]["features"]

@@ -77,7 +77,8 @@ def test_minimize_applies_consent_retention_and_cap(small_shop) -> None:
     # retention: nothing older than the window
     assert inter["timestamp"].min() >= END - pd.Timedelta(days=365)
     # history cap: at most N newest events per user
-    assert inter.groupby("user_id").size().max() <= 50 and r.removed_by_history_cap > 0
+    cap = DEFAULT.purpose("recommendations").history_cap
+    assert inter.groupby("user_id").size().max() <= cap and r.removed_by_history_cap > 0
     assert (
         r.rows_received - r.removed_by_consent - r.removed_by_retention - r.removed_by_history_cap
         == r.rows_kept
@@ -118,3 +119,22 @@ def test_key_from_environment(monkeypatch, tmp_path) -> None:
     key = new_key_file(tmp_path / "k")
     monkeypatch.setenv(ENV_KEY_FILE, str(key))
     assert Pseudonymizer.from_env()("x") == Pseudonymizer.from_file(key)("x")
+
+
+def test_weak_ratings_are_dropped_by_policy() -> None:
+    from recsys.data import Dataset
+
+    t = pd.Timestamp("2026-10-01", tz="UTC")
+    inter = pd.DataFrame(
+        {"user_id": ["u"] * 3, "item_id": ["a", "b", "c"], "timestamp": [t] * 3,
+         "event": ["rating", "rating", "purchase"], "value": [1.0, 4.0, 1.0]}
+    )  # fmt: skip
+    items = pd.DataFrame(
+        {"item_id": ["a", "b", "c"], "title": ["A", "B", "C"], "category": ["x"] * 3}
+    )
+    users = pd.DataFrame(
+        {"user_id": ["u"], "consent_personalization": [True], "consent_email": [True]}
+    )
+    m = minimize(Dataset(inter, items, users), DEFAULT, "recommendations", now=t)
+    assert sorted(m.interactions["item_id"]) == ["b", "c"]  # a 1-star rating goes, a purchase stays
+    assert m.report.removed_by_min_rating == 1
