@@ -164,10 +164,14 @@ class PipelineSystem:
         self.name = name or (
             "recsys (no re-ranking)" if rerank is False else "recsys (full, re-ranked)"
         )
+        self.recommends_rebuys = config.candidates.n_rebuy > 0
 
     def fit(self, train: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> Self:
         ds = Dataset(interactions=train, items=items, users=users)
         self.data_ = ds
+        self.unprofiled_users = set(
+            users.loc[~users["consent_personalization"].astype(bool), "user_id"]
+        )
         self.model_ = Recommender(self.config, policy=self.policy).fit(
             ds, now=train["timestamp"].max()
         )
