@@ -25,7 +25,13 @@ from recsys.explain.reasons import build_reason, sensitive_items
 from recsys.explain.templates import MESSAGES, render
 from recsys.features.context import FeatureContext, UserState
 from recsys.features.history import Catalog, History, Vocabulary
-from recsys.features.registry import REGISTRY, Feature, feature_matrix, select_features
+from recsys.features.registry import (
+    REGISTRY,
+    Feature,
+    category_evidence,
+    feature_matrix,
+    select_features,
+)
 from recsys.privacy.minimize import MinimizationReport, MinimizedData, minimize
 from recsys.privacy.policy import Policy
 from recsys.privacy.pseudonym import Pseudonymizer
@@ -276,7 +282,9 @@ class Recommender:
         rcfg = self.config_.rerank if rerank is None or rerank is True else rerank
         if rcfg is False:
             rcfg = self.config_.rerank.model_copy(update={"enabled": False})
-        placed = self.reranker_.rerank(scored.items, scored.scores, k, rcfg)
+        placed = self.reranker_.rerank(
+            scored.items, scored.scores, k, rcfg, category_mix=scored.state.category_counts
+        )
         return self.assemble(user_id, scored, placed.order, placed.stage, rcfg)
 
     def score_candidates(
@@ -323,9 +331,10 @@ class Recommender:
         reason = build_reason(
             ctx, st, item, self.features_, phi, self._sensitive, self._titles,
             max_clauses=self.config_.reasons.max_clauses,
+            skip_facts=frozenset({"category_share"}) if stage == "calibration" else frozenset(),
         )  # fmt: skip
         if stage != "ranker":
-            reason = self._moved_reason(item, reason, stage, rerank or self.config_.rerank)
+            reason = self._moved_reason(st, item, reason, stage, rerank or self.config_.rerank)
         item_id = str(ctx.catalog.items.ids[item])
         return Recommendation(
             item_id=item_id,
@@ -338,10 +347,29 @@ class Recommender:
             title=self._titles.get(item_id, ""),
         )
 
-    def _moved_reason(self, item: int, reason: Reason, stage: str, rcfg: RerankConfig) -> Reason:
+    def _moved_reason(
+        self, st: UserState, item: int, reason: Reason, stage: str, rcfg: RerankConfig
+    ) -> Reason:
         """Say plainly that a re-ranking stage brought the item in; keep its own evidence."""
         ctx = self.context_
         own = "" if reason.text == MESSAGES["fallback"] else ". " + reason.text
+        if stage == "calibration":
+            ev = next(
+                (
+                    e
+                    for e in category_evidence(ctx, st, item)
+                    if not self._sensitive.reveals(e, ctx)
+                ),
+                None,
+            )
+            if ev is None:
+                return dataclasses.replace(reason, stage=stage)
+            head = MESSAGES["calibration"].format(
+                category=ev.category, count=ev.count, total=ev.total
+            )
+            return dataclasses.replace(
+                reason, text=head + own, evidence=(*reason.evidence, ev), stage=stage
+            )
         if stage == "diversity":
             cats = [
                 c

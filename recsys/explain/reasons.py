@@ -56,6 +56,7 @@ def build_reason(
     titles: dict[str, str],
     *,
     max_clauses: int = 2,
+    skip_facts: frozenset[str] = frozenset(),
 ) -> Reason:
     """A sentence from the item's largest positive attributions, grouped by template.
 
@@ -75,7 +76,7 @@ def build_reason(
         facts = features[idx[0]].evidence(ctx, st, item)
         texts = [(ev, render(ev, titles)) for ev in facts if not sensitivity.reveals(ev, ctx)]
         # one sentence per kind of fact, and never the item itself as its own evidence
-        used = {e.fact for e in evidence}
+        used = {e.fact for e in evidence} | skip_facts
         texts = [(ev, t) for ev, t in texts if t and ev.fact not in used]
         if not texts:
             continue

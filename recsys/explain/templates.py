@@ -42,6 +42,7 @@ MESSAGES: dict[str, str] = {
     "listed": "New: available since {date}",
     "fallback": "One of your best matches among the items you have not tried yet",
     "diversity": "Something different, in {category}",
+    "calibration": "To match your usual mix: {category} ({count} of your last {total} items)",
     "diversity_plain": "Something different from your other picks",
     "not_personalized": "{text} (not personalized: {why})",
     "why_no_consent": "you chose not to receive personalized recommendations",

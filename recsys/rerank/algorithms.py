@@ -87,3 +87,43 @@ def satisfies_fair(protected_in_order: np.ndarray, p: float, alpha: float) -> bo
 def position_weights(k: int) -> np.ndarray:
     """Exposure of each rank: the DCG discount 1/log2(rank + 1)."""
     return 1.0 / np.log2(np.arange(2, k + 2))
+
+
+def calibrate(
+    scores: np.ndarray,
+    categories: np.ndarray,
+    target: np.ndarray,
+    k: int,
+    lam: float,
+    alpha: float = 0.01,
+) -> np.ndarray:
+    """Calibrated re-ranking (Steck, RecSys 2018): greedily maximize
+    ``(1 - lam) * sum of relevance - lam * KL(p || q~)``, where ``p`` is the user's category mix,
+    ``q`` the list's, and ``q~ = (1 - alpha) q + alpha p``.
+
+    ``categories`` is an items x categories 0/1 matrix; each item's weight is split evenly over
+    its categories. Returns positions into ``scores``.
+    """
+    n = len(scores)
+    k = min(k, n)
+    span = scores.max() - scores.min() if n else 0.0
+    rel = (scores - scores.min()) / span if span > 0 else np.zeros(n)
+    share = categories / np.maximum(categories.sum(axis=1, keepdims=True), 1)
+    p = target / target.sum() if target.sum() > 0 else np.full(len(target), 1 / len(target))
+    mass = np.zeros(len(p))
+    chosen: list[int] = []
+    free = np.ones(n, dtype=bool)
+    total_rel = 0.0
+    support = p > 0
+    for step in range(k):
+        cand = np.flatnonzero(free)
+        q = (mass[None, :] + share[cand]) / (step + 1)
+        qt = (1 - alpha) * q + alpha * p[None, :]
+        kl = (p[support][None, :] * np.log(p[support][None, :] / qt[:, support])).sum(axis=1)
+        value = (1 - lam) * (total_rel + rel[cand]) - lam * kl
+        j = int(cand[int(np.argmax(value))])
+        chosen.append(j)
+        free[j] = False
+        mass += share[j]
+        total_rel += rel[j]
+    return np.array(chosen, dtype=np.int64)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from recsys.features.context import FeatureContext
 from recsys.privacy.policy import ItemGroupRule
-from recsys.rerank.algorithms import fair_topk, mmr
+from recsys.rerank.algorithms import calibrate, fair_topk, mmr
 from recsys.rerank.groups import item_group
 
 
@@ -17,8 +18,12 @@ class DiversityConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
+    method: Literal["mmr", "calibration"] = "mmr"
+    """``mmr``: maximal marginal relevance over item similarity; ``calibration``: match the
+    user's own category mix (Steck, RecSys 2018)."""
     trade_off: float = Field(0.85, ge=0, le=1)
-    """MMR lambda: 1 = relevance only, 0 = dissimilarity only."""
+    """MMR: 1 = relevance only, 0 = dissimilarity only. Calibration: the KL weight is
+    ``1 - trade_off``."""
     factor_weight: float = Field(0.5, ge=0, le=1)
     """Item similarity = this * factor cosine + the rest * category overlap (Jaccard)."""
 
@@ -80,17 +85,33 @@ class Reranker:
         return w * cos + (1 - w) * jac
 
     def rerank(
-        self, items: np.ndarray, scores: np.ndarray, k: int, config: RerankConfig | None = None
+        self,
+        items: np.ndarray,
+        scores: np.ndarray,
+        k: int,
+        config: RerankConfig | None = None,
+        category_mix: np.ndarray | None = None,
     ) -> Reranked:
-        """``items``/``scores`` sorted best first; returns the top ``k`` after each enabled stage."""
+        """``items``/``scores`` sorted best first; returns the top ``k`` after each enabled stage.
+
+        ``category_mix`` (the user's category counts) is needed by calibration only."""
         cfg = config or self.config
         n = min(len(items), cfg.depth)
         base = np.arange(n)
         if not cfg.enabled or n == 0:
             return Reranked(base[:k], ("ranker",) * min(k, n))
         order = base
-        if cfg.diversity.enabled:
-            order = mmr(scores[:n], self.similarity(items[:n]), n, cfg.diversity.trade_off)
+        div = cfg.diversity
+        if (
+            div.enabled
+            and div.method == "calibration"
+            and category_mix is not None
+            and category_mix.sum() > 0
+        ):
+            cats = self.ctx.catalog.item_categories[items[:n]].toarray()
+            order = calibrate(scores[:n], cats, category_mix, n, 1 - div.trade_off)
+        elif div.enabled and div.method == "mmr":
+            order = mmr(scores[:n], self.similarity(items[:n]), n, div.trade_off)
         after_div = order
         fair = cfg.fairness
         group = self.groups.get(fair.group) if fair.enabled else None
@@ -100,8 +121,9 @@ class Reranker:
         order = order[:k]
         top_rank = set(range(min(k, n)))
         top_div = set(after_div[:k].tolist())
+        moved = "calibration" if div.method == "calibration" else "diversity"
         stage = tuple(
-            "ranker" if i in top_rank else ("diversity" if i in top_div else "fairness")
+            "ranker" if i in top_rank else (moved if i in top_div else "fairness")
             for i in order.tolist()
         )
         return Reranked(order, stage)

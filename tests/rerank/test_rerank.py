@@ -96,3 +96,28 @@ def test_moved_items_say_so_and_keep_their_evidence(fitted, small_shop) -> None:
                 assert r.reason.evidence[-1].fact == "item_group"
             seen.add(r.reason.stage)
     assert {"ranker", "diversity", "fairness"} <= seen
+
+
+def test_calibration_matches_the_user_mix_and_says_so(fitted, small_shop) -> None:
+    from recsys.evaluation.metrics import miscalibration
+
+    cal = RerankConfig.model_validate(
+        {"diversity": {"method": "calibration", "trade_off": 0.5}, "fairness": {"enabled": False}}
+    )
+    cats = {
+        i: set(c.split("|"))
+        for i, c in zip(small_shop.items["item_id"], small_shop.items["category"], strict=True)
+    }
+    ids = fitted.context_.catalog.items.ids
+    base, calibrated, history = {}, {}, {}
+    for u in small_shop.users["user_id"].iloc[::2]:
+        a, b = fitted.recommend(u, 10, rerank=False), fitted.recommend(u, 10, rerank=cal)
+        if not a.personalized:
+            continue
+        history[u] = [str(ids[i]) for i in fitted.user_state(u).items]
+        base[u], calibrated[u] = a.item_ids, b.item_ids
+        for r in b:
+            if r.reason.stage == "calibration":
+                assert r.reason.text.startswith("To match your usual mix: ")
+                assert [e.fact for e in r.reason.evidence].count("category_share") == 1
+    assert miscalibration(calibrated, history, cats) < 0.8 * miscalibration(base, history, cats)
