@@ -282,7 +282,7 @@ def evaluate(args: argparse.Namespace) -> int:
     minimization = None
     out = Path(args.out)
     if args.minimization:
-        minimization = _minimization(ds, cfg, out, args.workers)
+        minimization = _minimization(ds, cfg, out, args.workers, args.minimization_seeds)
     for path in write_report(out, metrics, timings, cfg, minimization):
         print(f"wrote {path}")
     k = cfg.k
@@ -292,25 +292,20 @@ def evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _minimization(ds, cfg, out: Path, workers: int) -> dict:
+def _minimization(ds, cfg, out: Path, workers: int, n_seeds: int) -> dict:
     from recsys.evaluation.baselines import PipelineFactory
     from recsys.evaluation.minimization import (
-        Setting,
+        default_settings,
         minimization_curve,
         plot_curve,
         summary_markdown,
     )
 
-    settings = [Setting("full", None)]
-    settings += [Setting("newest", c) for c in (100, 150, 200, 300)]
-    settings += (
-        [Setting("min_rating", r) for r in (2, 3)]
-        if "rating" in set(ds.interactions["event"])
-        else []
-    )
-    settings += [Setting("retention", w) for w in (90, 180, 365)]
-    res = minimization_curve(ds, PipelineFactory(cfg.pipeline), settings, seeds=(0, 1, 2), workers=workers,
-                             progress=lambda m: print("  minimization:", m, flush=True))  # fmt: skip
+    res = minimization_curve(
+        ds, PipelineFactory(cfg.pipeline), default_settings(ds.interactions),
+        seeds=tuple(range(n_seeds)), workers=workers,
+        progress=lambda m: print("  minimization:", m, flush=True),
+    )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     plot_curve(res, str(out / "minimization.png"))
     (out / "minimization.json").write_text(

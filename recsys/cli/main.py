@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--minimization", action="store_true",
                     help="also measure the data minimization curve (history caps, retention)")  # fmt: skip
     ev.add_argument("--workers", type=int, default=2, help="processes for the minimization curve")
+    ev.add_argument("--minimization-seeds", type=int, default=3, help="seeds averaged per setting")
     ev.set_defaults(func=commands.evaluate)
 
     pol = sub.add_parser("policy", help="show or check a purpose policy")

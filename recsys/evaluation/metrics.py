@@ -10,9 +10,46 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 
 Recs = Mapping[str, Sequence[str]]
 Truth = Mapping[str, set[str]]
+
+
+def read_recommendations(path: str) -> dict[str, list[str]]:
+    """Ranked lists from a CSV or Parquet file with ``user_id, item_id, rank`` (as
+    ``recsys recommend --out`` writes); fails with file, row and column on bad input."""
+    from recsys.data.loaders import read_table
+    from recsys.errors import DataValidationError
+
+    df = read_table(path)
+    missing = [c for c in ("user_id", "item_id", "rank") if c not in df.columns]
+    if missing:
+        raise DataValidationError(
+            f"missing column(s) {missing} in a recommendations file", file=path, column=missing[0],
+            expected="columns user_id, item_id, rank",
+        )  # fmt: skip
+    if df.empty:
+        raise DataValidationError(
+            "no recommendations in the file", file=path, expected="at least one row"
+        )
+    rank = pd.to_numeric(df["rank"], errors="coerce")
+    bad = rank.isna() | (rank < 1) | (rank != rank.round())
+    if bad.any():
+        row = int(df.loc[bad, "_row"].iloc[0])
+        raise DataValidationError(
+            f"rank {df.loc[bad, 'rank'].iloc[0]!r} is not a positive whole number", file=path,
+            row=row, column="rank", expected="ranks 1, 2, 3 ...",
+        )  # fmt: skip
+    dup = df.assign(rank=rank).duplicated(["user_id", "item_id"])
+    if dup.any():
+        row = int(df.loc[dup, "_row"].iloc[0])
+        raise DataValidationError(
+            "the same item appears twice in one user's list", file=path, row=row, column="item_id",
+            expected="each item once per user",
+        )  # fmt: skip
+    df = df.assign(rank=rank).sort_values(["user_id", "rank"], kind="stable")
+    return {str(u): g["item_id"].astype(str).tolist() for u, g in df.groupby("user_id", sort=True)}
 
 
 def _check(recs: Recs, k: int) -> None:

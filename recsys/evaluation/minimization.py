@@ -8,6 +8,7 @@ segment too, because minimization can cost some users far more than others.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +41,22 @@ class Setting:
             return f"ratings >= {self.min_rating:g}, newest {self.value} events"
         unit = "days" if self.strategy == "retention" else "events"
         return f"{self.strategy} {self.value} {unit}"
+
+
+def default_settings(inter: pd.DataFrame) -> list[Setting]:
+    """Settings scaled to the data: caps at quantiles of users' history lengths, retention
+    windows at fractions of the data's time span, and weak-rating removal when there are ratings."""
+    sizes = inter.groupby("user_id").size()
+    caps = sorted({int(sizes.quantile(q)) for q in (0.5, 0.75, 0.9, 0.97)} - {0})
+    span_days = (inter["timestamp"].max() - inter["timestamp"].min()).days
+    windows = sorted({max(1, int(span_days * f)) for f in (0.5, 0.75, 0.9)})
+    out = [Setting("full", None)]
+    out += [Setting("newest", c) for c in caps]
+    if (inter["event"] == "rating").any():
+        out += [Setting("min_rating", r) for r in (2, 3)]
+        out += [Setting("min_rating+newest", c, 2) for c in caps[-2:]]
+    out += [Setting("retention", w) for w in windows]
+    return out
 
 
 def apply(train: pd.DataFrame, s: Setting) -> pd.DataFrame:
@@ -104,7 +121,9 @@ def minimization_curve(
     truth = relevant(test)
     jobs = [(make, s, seed, train, ds.items, ds.users, truth) for s in settings for seed in seeds]
     if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
+        # spawn, not fork: a forked child can inherit a lock held by a parent thread (progress
+        # bars, BLAS pools) and hang
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = []
             for r in pool.map(_run_point, jobs):
                 results.append(r)

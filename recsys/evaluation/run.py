@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from recsys.config import RecommenderConfig, TomlModel
 from recsys.data.dataset import Dataset
-from recsys.data.splits import leave_one_out, temporal_split
+from recsys.data.splits import global_split, leave_one_out, temporal_split
 from recsys.evaluation.audit import bootstrap_mean, group_accuracy
 from recsys.evaluation.baselines import (
     EASE,
@@ -60,8 +60,9 @@ SYSTEMS = ("popular", "item-knn", "ease", "als", "bpr", "recsys (no re-ranking)"
 class SplitConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["temporal", "leave_one_out"] = "temporal"
+    kind: Literal["temporal", "global", "leave_one_out"] = "temporal"
     test_fraction: float = Field(0.2, gt=0, lt=1)
+    """temporal: each user's newest share; global: the newest share of all events by time."""
 
 
 class EvaluationConfig(TomlModel):
@@ -130,6 +131,9 @@ def run_evaluation(
     k = cfg.k
     if cfg.split.kind == "temporal":
         train, test = temporal_split(ds.interactions, cfg.split.test_fraction)
+    elif cfg.split.kind == "global":
+        cutoff = ds.interactions["timestamp"].quantile(1 - cfg.split.test_fraction)
+        train, test = global_split(ds.interactions, cutoff)
     else:
         train, test = leave_one_out(ds.interactions)
     truth = relevant(test, cfg.pipeline.training.relevant_rating)

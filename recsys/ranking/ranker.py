@@ -75,7 +75,10 @@ class AdditiveRanker(ClassifierMixin, BaseEstimator):
             early_stopping=False,
             random_state=self.random_state,
         )
-        model.fit(np.asarray(X, dtype=np.float64), y, sample_weight=sample_weight)
+        X = np.array(X, dtype=np.float64)
+        # a feature missing in every row carries nothing; sklearn's binning cannot take it
+        X[:, np.isnan(X).all(axis=0)] = 0.0
+        model.fit(X, y, sample_weight=sample_weight)
         self.model_ = model
         self.classes_ = model.classes_
         self.feature_names_in_ = np.array(names, dtype=object)

@@ -70,3 +70,46 @@ def test_malformed_input_fails_clearly() -> None:
         recall_values(RECS, TRUTH, 0)
     with pytest.raises(TypeError, match="map user ids"):
         ndcg_values([["a"]], TRUTH, 10)  # type: ignore[arg-type]
+
+
+def test_exposure_share_and_gini_by_hand() -> None:
+    from recsys.evaluation.metrics import exposure_gini, exposure_share
+
+    recs = {"u": ["a", "b"]}
+    w1, w2 = 1.0, 1 / math.log2(3)
+    assert exposure_share(recs, {"b"}, 2) == pytest.approx(w2 / (w1 + w2))
+    # all exposure on one of two catalogue items: Gini = (2*2 - 2 - 1) * e / (2 * e) = 0.5
+    assert exposure_gini({"u": ["a"]}, ["a", "b"], 1) == pytest.approx(0.5)
+    assert exposure_gini({"u": ["a"], "v": ["b"]}, ["a", "b"], 1) == pytest.approx(0.0)
+
+
+def test_diversity_novelty_calibration_by_hand() -> None:
+    from recsys.evaluation.metrics import intra_list_diversity, miscalibration, novelty
+
+    cats = {"a": {"x"}, "b": {"x", "y"}, "c": {"z"}}
+    # pairs: (a,b) 1 - 1/2, (a,c) 1, (b,c) 1 -> mean 5/6
+    assert intra_list_diversity({"u": ["a", "b", "c"]}, cats, 3) == pytest.approx(5 / 6)
+    # chosen by 1 of 4 users -> 2 bits; by 4 of 4 -> 0 bits
+    assert novelty({"u": ["a", "b"]}, {"a": 1, "b": 4}, 4, 2) == pytest.approx(1.0)
+    # same category mix in history and list -> KL 0; disjoint -> large
+    assert miscalibration({"u": ["a"]}, {"u": ["a"]}, cats, 1) == pytest.approx(0.0)
+    assert miscalibration({"u": ["c"]}, {"u": ["a"]}, cats, 1) == pytest.approx(math.log(1 / 0.01))
+
+
+def test_recommendation_files_fail_clearly(tmp_path) -> None:
+    from recsys.errors import DataValidationError
+    from recsys.evaluation.metrics import read_recommendations
+
+    good = tmp_path / "good.csv"
+    good.write_text("user_id,item_id,rank\nu,b,2\nu,a,1\n")
+    assert read_recommendations(str(good)) == {"u": ["a", "b"]}
+    cases = {
+        "empty.csv": ("user_id,item_id,rank\n", "no recommendations"),
+        "cols.csv": ("user,item\nu,a\n", "missing column"),
+        "rank.csv": ("user_id,item_id,rank\nu,a,first\n", "row 2, column 'rank'"),
+        "dup.csv": ("user_id,item_id,rank\nu,a,1\nu,a,2\n", "row 3, column 'item_id'"),
+    }
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(DataValidationError, match=message):
+            read_recommendations(str(tmp_path / name))

@@ -105,3 +105,16 @@ def test_bootstrap_and_group_gap_by_hand() -> None:
     assert res["gap"] == 1.0 and res["gap_ci95"] == [1.0, 1.0]
     assert res["best"] == "x" and res["worst"] == "y"
     assert res["groups"]["x"]["users"] == 2
+
+
+def test_cli_minimization_curve(shop, tmp_path: Path) -> None:
+    write_dataset(shop, tmp_path / "data")
+    cfg = small_config().model_copy(update={"systems": ["popular"]})
+    (tmp_path / "eval.toml").write_text(cfg.to_toml())
+    args = ["evaluate", "--data", str(tmp_path / "data"), "--config", str(tmp_path / "eval.toml"),
+            "--out", str(tmp_path / "r"), "--minimization", "--minimization-seeds", "1", "--workers", "1"]  # fmt: skip
+    assert main(args) == 0
+    result = json.loads((tmp_path / "r" / "minimization.json").read_text())
+    assert len(result["table"]) >= 5 and result["best"] is not None
+    assert (tmp_path / "r" / "minimization.png").stat().st_size > 0
+    assert "Data minimization" in (tmp_path / "r" / "report.md").read_text()

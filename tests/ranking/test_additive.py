@@ -85,3 +85,11 @@ def test_array_round_trip(data) -> None:
     names = list(r.additive_.feature_names)
     back = AdditiveModel.from_arrays(names, r.additive_.to_arrays())
     assert np.array_equal(back.decision_function(X), r.decision_function(X))
+
+
+def test_a_feature_missing_everywhere_is_constant(data) -> None:
+    X, y = data
+    X = X.copy()
+    X[:, 2] = np.nan
+    r = AdditiveRanker(max_iter=20).fit(X, y)
+    assert np.all(r.shap_values(X)[:, 2] == 0.0)
