@@ -1,5 +1,6 @@
-"""Candidate generation: collaborative (``implicit``) and non-personalized sources, and filters."""
+"""Candidate generation: the ``implicit`` adapter, and candidate sets with their filters."""
 
-from recsys.candidates.popularity import PopularityCandidates
+from recsys.candidates.generate import CandidateConfig, candidates
+from recsys.candidates.implicit_adapter import CollaborativeConfig, ImplicitModel
 
-__all__ = ["PopularityCandidates"]
+__all__ = ["CandidateConfig", "CollaborativeConfig", "ImplicitModel", "candidates"]

@@ -8,6 +8,7 @@ from typing import Any, Protocol, Self
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from pydantic import BaseModel
 
 from recsys.candidates.implicit_adapter import ImplicitModel
@@ -41,6 +42,12 @@ class _MatrixSystem:
         )
         return self.history_
 
+    def _binary(self, train: pd.DataFrame, items: pd.DataFrame) -> sp.csr_matrix:
+        """Users x items, 1 where the user interacted with the item."""
+        X = self._index(train, items).matrix()
+        X.data[:] = 1.0
+        return X.tocsr()
+
     def _scores(self, u: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -71,10 +78,7 @@ class MostPopular(_MatrixSystem):
     name = "popular"
 
     def fit(self, train: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> Self:
-        h = self._index(train, items)
-        m = h.matrix()
-        m.data[:] = 1
-        self.counts_ = np.asarray(m.sum(axis=0)).ravel()
+        self.counts_ = np.asarray(self._binary(train, items).sum(axis=0)).ravel()
         return self
 
     def _scores(self, u: np.ndarray) -> np.ndarray:
@@ -90,10 +94,7 @@ class ItemKNN(_MatrixSystem):
         self.neighbors = neighbors
 
     def fit(self, train: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> Self:
-        h = self._index(train, items)
-        X = h.matrix()
-        X.data[:] = 1.0
-        self.X_ = X.tocsr()
+        X = self.X_ = self._binary(train, items)
         norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=0)).ravel())
         S = (X.T @ X).toarray() / np.maximum(np.outer(norms, norms), 1e-12)
         np.fill_diagonal(S, 0.0)
@@ -116,10 +117,7 @@ class EASE(_MatrixSystem):
         self.l2 = l2
 
     def fit(self, train: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> Self:
-        h = self._index(train, items)
-        X = h.matrix()
-        X.data[:] = 1.0
-        self.X_ = X.tocsr()
+        X = self.X_ = self._binary(train, items)
         G = (X.T @ X).toarray().astype(np.float64)
         G[np.diag_indices_from(G)] += self.l2
         P = np.linalg.inv(G)

@@ -14,10 +14,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsys.candidates.implicit_adapter import ImplicitModel
-from recsys.candidates.popularity import SIGNAL_ORDER
 from recsys.data.schema import EVENTS
 from recsys.features.history import DAY, EVENT_CODE, EVENT_WEIGHT, Catalog, History
 
+SIGNAL_ORDER = ("purchase", "rating", "cart", "view")
+"""The strongest event type a data set has is the one shop-wide counts (trending) count."""
 TRENDING_DAYS = 30
 REBUY_MIN_BUYERS = 3
 REBUY_MIN_SHARE = 0.1

@@ -16,7 +16,7 @@ from recsys.privacy.minimize import MinimizedData
 from recsys.privacy.policy import Policy
 from recsys.types import Evidence, Recommendation
 
-SIGNAL_ORDER = ("purchase", "rating", "cart", "view")
+SIGNAL_ORDER = ("purchase", "rating", "cart", "view")  # restated on purpose: an independent check
 
 
 @dataclass

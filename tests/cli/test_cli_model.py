@@ -31,14 +31,18 @@ def shop_files(tmp_path_factory) -> Path:
     return d
 
 
+def train_args(d: Path, out: str) -> list[str]:
+    """The plain form, exactly as the README writes it."""
+    return ["train", "--interactions", str(d / "train.csv"), "--items", str(d / "items.csv"),
+            "--users", str(d / "users.csv"), "--out", out, "--now", "2026-11-01"]  # fmt: skip
+
+
 def test_train_then_recommend_every_user(
     shop_files: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the default key file is created here, outside the model
     d = shop_files
-    args = ["train", "--interactions", str(d / "train.csv"), "--items", str(d / "items.csv"),
-            "--users", str(d / "users.csv"), "--out", "model/", "--now", "2026-11-01"]  # fmt: skip
-    assert main(args) == 0
+    assert main(train_args(d, "model/")) == 0
     out = capsys.readouterr().out
     assert "created a pseudonymization key" in out and "model written to model/" in out
     assert not any("key" in p.name for p in Path("model").iterdir())
@@ -86,9 +90,7 @@ def test_recommend_one_user_prints_reasons(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     d = shop_files
-    args = ["train", "--interactions", str(d / "train.csv"), "--items", str(d / "items.csv"),
-            "--users", str(d / "users.csv"), "--out", "m", "--now", "2026-11-01"]  # fmt: skip
-    assert main(args) == 0
+    assert main(train_args(d, "m")) == 0
     user = pd.read_csv(d / "train.csv", dtype=str)["user_id"].value_counts().index[0]
     capsys.readouterr()
     assert main(["recommend", "--model", "m", "--user", user, "--k", "3"]) == 0
