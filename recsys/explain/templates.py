@@ -36,8 +36,8 @@ MESSAGES: dict[str, str] = {
     "usual_price": "Priced like what you usually choose (your median: {value:.2f})",
     "bought_before": "Time to restock? You last bought it on {date}",
     "trending": "Popular right now: {did} {times} in the {window_days} days before {date}",
-    "customers": "A customer favourite: chosen by {customers}",
-    "customers_event": "A customer favourite: {did} by {customers}",
+    "customers": "Chosen by {customers}",
+    "customers_event": "{Did} by {customers}",
     "average_rating": "Rated {value:.1f} on average by {customers}",
     "listed": "New: available since {date}",
     "fallback": "One of your best matches among the items you have not tried yet",
@@ -94,7 +94,9 @@ def render(ev: Evidence, titles: dict[str, str]) -> str | None:
     if f == "customers":
         customers = plural(ev.count or 0, "customer", "customers")
         if ev.event:
-            return MESSAGES["customers_event"].format(did=SHOP_DID[ev.event], customers=customers)
+            return MESSAGES["customers_event"].format(
+                Did=SHOP_DID[ev.event].capitalize(), customers=customers
+            )
         return MESSAGES[f].format(customers=customers)
     if f == "average_rating":
         return MESSAGES[f].format(
