@@ -6,7 +6,7 @@ import copy
 import dataclasses
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -41,6 +41,7 @@ from recsys.rerank.reranker import RerankConfig, Reranker
 from recsys.types import Evidence, Reason, Recommendation, Recommendations
 
 DAY = 86_400
+CONTEXT_KEYS = frozenset({"time", "basket"})
 
 
 def build_context(inter: pd.DataFrame, catalog: Catalog, model: ImplicitModel) -> FeatureContext:
@@ -259,8 +260,12 @@ class Recommender:
         as_of: datetime | pd.Timestamp | int | None = None,
         personalized: bool = True,
         rerank: bool | RerankConfig | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> Recommendations:
         """The top ``k`` items for ``user_id``, each with a score, rank, reason and attributions.
+
+        ``context`` describes the request: ``time`` (as ``as_of``: what "now" is for trending
+        and re-buy cycles) and ``basket`` (item ids already in the basket, left out).
 
         Users without consent, unknown users and ``personalized=False`` get the shop's
         trending items, with a reason that says they are not personalized. ``rerank``: ``None``
@@ -269,6 +274,15 @@ class Recommender:
         the item (``ranker``, ``diversity`` or ``fairness``).
         """
         self._check()
+        if context:
+            unknown = sorted(set(context) - CONTEXT_KEYS)
+            if unknown:
+                raise ValueError(f"unknown context key(s) {unknown}; known: {sorted(CONTEXT_KEYS)}")
+            if "time" in context:
+                if as_of is not None:
+                    raise ValueError("give the request time once: as_of= or context['time']")
+                as_of = context["time"]
+            exclude = [*exclude, *context.get("basket", ())]
         key = self.key_of(user_id)
         ctx = self.context_
         u = ctx.history.users.get(key)

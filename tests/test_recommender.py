@@ -159,3 +159,27 @@ def test_save_replaces_atomically(fitted, pseudonymizer, tmp_path: Path) -> None
     fitted.save(path)  # overwrite in place: no leftovers
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
     Recommender.load(path, pseudonymizer=pseudonymizer)
+
+
+def test_request_context(fitted, small_shop) -> None:
+    u = active_users(small_shop)[0]
+    plain = fitted.recommend(u, 10)
+    basket = plain.item_ids[:2]
+    with_basket = fitted.recommend(u, 10, context={"basket": basket})
+    assert not set(with_basket.item_ids) & set(basket)
+    later = fitted.recommend(u, 10, context={"time": "2026-12-24"})
+    assert later == fitted.recommend(u, 10, as_of="2026-12-24")
+    with pytest.raises(ValueError, match="unknown context key"):
+        fitted.recommend(u, context={"page": "home"})
+    with pytest.raises(ValueError, match="once"):
+        fitted.recommend(u, as_of="2026-12-24", context={"time": "2026-12-24"})
+
+
+def test_concurrent_requests_match_sequential_ones(fitted, small_shop) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    users = small_shop.users["user_id"].tolist()[:80]
+    sequential = [fitted.recommend(u, 10) for u in users]
+    with ThreadPoolExecutor(8) as pool:
+        concurrent = list(pool.map(lambda u: fitted.recommend(u, 10), users))
+    assert concurrent == sequential
