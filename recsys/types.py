@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -142,6 +143,23 @@ class Recommendations(Sequence[Recommendation]):
 
     def with_items(self, items: Sequence[Recommendation]) -> Recommendations:
         return replace(self, items=tuple(items))
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """Flat rows for a CSV or Parquet file: ids as the caller gave them, evidence as JSON."""
+        return [
+            {
+                "user_id": self.user_id,
+                "item_id": r.item_id,
+                "rank": r.rank,
+                "score": r.score,
+                "reason": r.reason.text,
+                "title": r.title,
+                "personalized": self.personalized,
+                "stage": r.reason.stage,
+                "evidence": json.dumps([e.to_dict() for e in r.reason.evidence]),
+            }
+            for r in self.items
+        ]
 
     def to_dicts(self) -> list[dict[str, Any]]:
         return [{"user_id": self.user_id, **r.to_dict()} for r in self.items]

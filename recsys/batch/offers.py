@@ -17,8 +17,6 @@ def email_offers(
     A user with e-mail consent but without personalization consent (or without history) gets no
     offer either: an e-mail of generic best-sellers is not what they agreed to receive.
     """
-    from recsys.cli.commands import recommendation_rows
-
     rows: list[dict] = []
     report = {"offers": 0, "skipped_no_email_consent": 0, "skipped_not_personalized": 0}
     for u in user_ids:
@@ -29,6 +27,6 @@ def email_offers(
         if not recs.personalized:
             report["skipped_not_personalized"] += 1
             continue
-        rows.extend(recommendation_rows(recs))
+        rows.extend(recs.to_rows())
         report["offers"] += 1
     return pd.DataFrame(rows), report

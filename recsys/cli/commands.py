@@ -97,23 +97,6 @@ def _read_user_ids(path: str) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def recommendation_rows(recs) -> list[dict]:
-    return [
-        {
-            "user_id": recs.user_id,
-            "item_id": r.item_id,
-            "rank": r.rank,
-            "score": r.score,
-            "reason": r.reason.text,
-            "title": r.title,
-            "personalized": recs.personalized,
-            "stage": r.reason.stage,
-            "evidence": json.dumps([e.to_dict() for e in r.reason.evidence]),
-        }
-        for r in recs
-    ]
-
-
 def recommend(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -132,7 +115,7 @@ def recommend(args: argparse.Namespace) -> int:
             rerank=False if args.no_rerank else None,
         )  # fmt: skip
         results.append(recs)
-        rows.extend(recommendation_rows(recs))
+        rows.extend(recs.to_rows())
     out = pd.DataFrame(rows)
     if args.out:
         _write_table(out, Path(args.out))
@@ -190,7 +173,7 @@ def demo(args: argparse.Namespace) -> int:
     rows = []
     for user in ds.users["user_id"]:
         recs = rec.recommend(user, args.k)
-        rows.extend(recommendation_rows(recs))
+        rows.extend(recs.to_rows())
         if user in show:
             label = "" if recs.personalized else " (no consent to personalization)"
             print(f"\ncustomer {user}{label}")
