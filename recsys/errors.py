@@ -51,7 +51,3 @@ class NotFittedError(RecsysError, AttributeError):
 
 class ArtifactError(RecsysError):
     """A saved model directory is missing, corrupt or was tampered with."""
-
-
-class UnknownUserError(RecsysError, KeyError):
-    """The user id is not known to the model."""

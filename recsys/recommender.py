@@ -51,14 +51,25 @@ def build_context(inter: pd.DataFrame, catalog: Catalog, model: ImplicitModel) -
     return FeatureContext(history, catalog, model.fit(history.matrix()))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ScoredCandidates:
-    """One user's candidates in ranker order, with scores and attributions."""
+    """One user's candidates in ranker order, with scores and attributions: what the ranker
+    hands the re-ranker. The arrays are read-only, so no stage can change an earlier stage's
+    output."""
 
     state: UserState
     items: np.ndarray
     scores: np.ndarray
     attributions: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.items)
+        if self.scores.shape != (n,) or len(self.attributions) != n:
+            raise ValueError("items, scores and attributions must have one entry per candidate")
+        for name in ("items", "scores", "attributions"):
+            arr = np.array(getattr(self, name), copy=True)
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
 
 
 class Recommender:

@@ -4,55 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
-
-
-def _frozen(a: Any, dtype: Any = None) -> np.ndarray:
-    arr = np.array(a, dtype=dtype, copy=True)
-    arr.setflags(write=False)
-    return arr
-
-
-@dataclass(frozen=True, eq=False)
-class ItemList:
-    """Item ids with scores, in order: what one stage hands the next.
-
-    Arrays are read-only copies, so a stage can never change what an earlier stage produced.
-    """
-
-    ids: np.ndarray
-    scores: np.ndarray
-
-    def __post_init__(self) -> None:
-        ids = _frozen(self.ids, dtype=object)
-        scores = _frozen(self.scores, dtype=np.float64)
-        if ids.shape != scores.shape or ids.ndim != 1:
-            raise ValueError(f"ids {ids.shape} and scores {scores.shape} must be 1-d and equal")
-        object.__setattr__(self, "ids", ids)
-        object.__setattr__(self, "scores", scores)
-
-    @classmethod
-    def empty(cls) -> ItemList:
-        return cls(np.empty(0, dtype=object), np.empty(0))
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def sorted(self) -> ItemList:
-        """By score, highest first; ties broken by id so the order is deterministic."""
-        order = np.lexsort((self.ids.astype(str), -self.scores))
-        return ItemList(self.ids[order], self.scores[order])
-
-    def top(self, k: int) -> ItemList:
-        s = self.sorted()
-        return ItemList(s.ids[:k], s.scores[:k])
-
-    def without(self, exclude: Sequence[str] | np.ndarray) -> ItemList:
-        keep = ~np.isin(self.ids, np.asarray(list(exclude), dtype=object))
-        return ItemList(self.ids[keep], self.scores[keep])
 
 
 @dataclass(frozen=True)
@@ -140,9 +93,6 @@ class Recommendations(Sequence[Recommendation]):
     @property
     def item_ids(self) -> list[str]:
         return [r.item_id for r in self.items]
-
-    def with_items(self, items: Sequence[Recommendation]) -> Recommendations:
-        return replace(self, items=tuple(items))
 
     def to_rows(self) -> list[dict[str, Any]]:
         """Flat rows for a CSV or Parquet file: ids as the caller gave them, evidence as JSON."""

@@ -183,3 +183,12 @@ def test_concurrent_requests_match_sequential_ones(fitted, small_shop) -> None:
     with ThreadPoolExecutor(8) as pool:
         concurrent = list(pool.map(lambda u: fitted.recommend(u, 10), users))
     assert concurrent == sequential
+
+
+def test_scored_candidates_are_read_only(fitted, small_shop) -> None:
+    u = fitted.context_.history.users.get(fitted.key_of(active_users(small_shop)[0]))
+    scored = fitted.score_candidates(u)
+    for arr in (scored.items, scored.scores, scored.attributions):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0] = arr[-1]
+    assert list(scored.scores) == sorted(scored.scores, reverse=True)

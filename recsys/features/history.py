@@ -87,17 +87,6 @@ class History:
         m.sum_duplicates()
         return m
 
-    def seen(self, u: int) -> np.ndarray:
-        return np.unique(self.item[self.span(u)])
-
-    def recent_items(self, u: int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """The user's ``n`` most recent distinct items and the time each was last touched."""
-        s = self.span(u)
-        items, ts = self.item[s][::-1], self.ts[s][::-1]
-        _, first = np.unique(items, return_index=True)
-        first = np.sort(first)[:n]
-        return items[first], ts[first]
-
     @cached_property
     def events_present(self) -> frozenset[str]:
         return frozenset(EVENTS[c] for c in np.unique(self.event))

@@ -85,10 +85,6 @@ class MinimizedData:
                     "receives protected attributes (only the fairness audit reads them)"
                 )
 
-    @property
-    def consenting_users(self) -> pd.Index:
-        return pd.Index(self.users.loc[self.users["consent_personalization"], "user_id"])
-
 
 def cap_history(inter: pd.DataFrame, cap: int) -> pd.Series:
     """Which events to keep so that each user has at most their ``cap`` newest (a mask)."""

@@ -37,6 +37,10 @@ def train_args(d: Path, out: str) -> list[str]:
             "--users", str(d / "users.csv"), "--out", out, "--now", "2026-11-01"]  # fmt: skip
 
 
+def recommend_all_args(d: Path, out: str) -> list[str]:
+    return ["recommend", "--model", "model/", "--users", str(d / "users.csv"), "--out", out]
+
+
 def test_train_then_recommend_every_user(
     shop_files: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
@@ -46,42 +50,14 @@ def test_train_then_recommend_every_user(
     out = capsys.readouterr().out
     assert "created a pseudonymization key" in out and "model written to model/" in out
     assert not any("key" in p.name for p in Path("model").iterdir())
-    assert (
-        main(
-            [
-                "recommend",
-                "--model",
-                "model/",
-                "--users",
-                str(d / "users.csv"),
-                "--k",
-                "10",
-                "--out",
-                "recs.csv",
-            ]
-        )
-        == 0
-    )
+    assert main([*recommend_all_args(d, "recs.csv"), "--k", "10"]) == 0
     recs = pd.read_csv("recs.csv", dtype={"user_id": str, "item_id": str})
     assert {"user_id", "item_id", "rank", "score", "reason"} <= set(recs.columns)
     users = pd.read_csv(d / "users.csv", dtype=str)["user_id"]
     assert set(recs["user_id"]) == set(users)  # every user, with the ids as given
     assert recs["reason"].str.len().gt(0).all()
     assert recs.groupby("user_id").size().max() == 10
-    assert (
-        main(
-            [
-                "recommend",
-                "--model",
-                "model/",
-                "--users",
-                str(d / "users.csv"),
-                "--out",
-                "recs.parquet",
-            ]
-        )
-        == 0
-    )
+    assert main(recommend_all_args(d, "recs.parquet")) == 0
     assert len(pd.read_parquet("recs.parquet")) == len(recs)
 
 
