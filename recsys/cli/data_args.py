@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import tomllib
 from pathlib import Path
 
 from recsys.data import Dataset, load_dataset, load_dir
 from recsys.errors import ConfigError, DataValidationError
+from recsys.privacy.pseudonym import ENV_KEY, ENV_KEY_FILE, Pseudonymizer, new_key_file
+from recsys.state import ENV_STATE_DIR, StateDir
 
 
 def add_data_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -67,34 +70,53 @@ def load_from_args(args: argparse.Namespace) -> Dataset:
 
 
 DEFAULT_KEY_FILE = Path(".recsys") / "pseudonym.key"
+"""Deprecated: the key now lives in the state directory (:class:`recsys.state.StateDir`)."""
 DEFAULT_TOMBSTONES = Path(".recsys") / "tombstones.txt"
+"""Deprecated: kept for callers that have not moved to the state directory yet."""
 
 
 def add_key_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--key-file",
         metavar="FILE",
-        help="pseudonymization key (default: $RECSYS_PSEUDONYM_KEY, $RECSYS_PSEUDONYM_KEY_FILE, "
-        f"or {DEFAULT_KEY_FILE})",
+        help=f"pseudonymization key (default: ${ENV_KEY}, ${ENV_KEY_FILE}, "
+        "or pseudonym.key in the state directory)",
+    )
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help=f"where recsys keeps its key and state (default: ${ENV_STATE_DIR}, "
+        "$XDG_STATE_HOME/recsys or ~/.local/state/recsys)",
     )
 
 
-def pseudonymizer_from_args(args: argparse.Namespace, *, create: bool = False):
-    """The key from --key-file, the environment, or the default file (created for training)."""
-    import os
+def state_from_args(args: argparse.Namespace) -> StateDir:
+    """The state directory named by --state-dir, else by the environment (see recsys.state)."""
+    return StateDir.resolve(getattr(args, "state_dir", None))
 
-    from recsys.privacy.pseudonym import ENV_KEY, ENV_KEY_FILE, Pseudonymizer, new_key_file
 
-    if args.key_file:
+def pseudonymizer_from_args(args: argparse.Namespace, *, create: bool = False) -> Pseudonymizer:
+    """The key from --key-file, the environment, or the state directory's key file.
+
+    Only ``create=True`` (training) makes a new key file; every other command needs the key the
+    model was trained with, and says where it looked when there is none.
+    """
+    if getattr(args, "key_file", None):
         return Pseudonymizer.from_file(args.key_file)
     if os.environ.get(ENV_KEY) or os.environ.get(ENV_KEY_FILE):
         return Pseudonymizer.from_env()
-    if not DEFAULT_KEY_FILE.exists():
+    state = state_from_args(args)
+    key_file = state.key_file
+    if not key_file.exists():
         if not create:
-            return Pseudonymizer.from_env()  # raises the explanatory error
-        new_key_file(DEFAULT_KEY_FILE)
+            raise ConfigError(
+                f"no pseudonymization key: {key_file} does not exist and neither {ENV_KEY} nor "
+                f"{ENV_KEY_FILE} is set; pass --key-file FILE or --state-dir DIR (the one "
+                "`recsys train` used: it creates the key there)"
+            )
+        new_key_file(key_file)
         print(
-            f"created a pseudonymization key at {DEFAULT_KEY_FILE}: keep it out of model "
+            f"created a pseudonymization key at {key_file}: keep it out of model "
             "directories; every process that serves this model needs it"
         )
-    return Pseudonymizer.from_file(DEFAULT_KEY_FILE)
+    return Pseudonymizer.from_file(key_file)

@@ -1,7 +1,8 @@
 """Keyed pseudonyms for user ids (HMAC-SHA256), so artifacts never hold a raw user id.
 
-The key lives outside every artifact: in ``RECSYS_PSEUDONYM_KEY`` or in the file named by
-``RECSYS_PSEUDONYM_KEY_FILE``.
+The key lives outside every artifact: in ``RECSYS_PSEUDONYM_KEY``, in the file named by
+``RECSYS_PSEUDONYM_KEY_FILE``, or in the state directory (:mod:`recsys.state`). A key file is
+created with mode 0600 in one step and refused when group or others can read it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -58,21 +60,50 @@ class Pseudonymizer:
             return cls.from_file(os.environ[ENV_KEY_FILE])
         raise ConfigError(
             f"no pseudonymization key: set {ENV_KEY} (at least {MIN_KEY_BYTES} characters) "
-            f"or {ENV_KEY_FILE} (a file made by `recsys keygen`)"
+            f"or {ENV_KEY_FILE} (the key file `recsys train` created), or pass --key-file FILE"
         )
 
     @classmethod
     def from_file(cls, path: str | Path) -> Pseudonymizer:
+        """Read a key file; refused when group or others may read it (the key is a secret)."""
+        path = Path(path)
         try:
-            return cls(Path(path).read_text().strip().encode())
+            check_private(path)
+            return cls(path.read_text().strip().encode())
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read pseudonymization key: {exc}") from exc
 
 
+def check_private(path: Path) -> None:
+    """Raise :class:`ConfigError` if ``path`` is readable or writable by group or others."""
+    if os.name != "posix":
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(
+            f"{path}: pseudonymization key is accessible by group or others (mode {mode:04o}); "
+            f"restrict it with: chmod 600 {path}"
+        )
+
+
 def new_key_file(path: str | Path) -> Path:
-    """Write a fresh random key readable by the owner only."""
+    """Create a fresh random key file readable by the owner only.
+
+    The file is created with mode 0600 in the same call that creates it (``O_CREAT|O_EXCL``),
+    so it is never readable by others, not even for a moment; an existing file is never
+    overwritten. Missing parent directories are created with mode 0700.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(secrets.token_hex(32) + "\n")
-    path.chmod(0o600)
+    parent = path.parent
+    if not parent.exists():
+        parent.mkdir(mode=0o700, parents=True)
+        parent.chmod(0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise ConfigError(f"{path}: a key file already exists; refusing to overwrite it") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create the pseudonymization key: {exc}") from exc
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
     return path
