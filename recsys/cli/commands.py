@@ -232,6 +232,9 @@ def policy_check(args: argparse.Namespace) -> int:
     from recsys.privacy.policy import Policy
 
     policy = _read_toml_model(Policy, args.file)
+    problems = policy.consent_problems()
+    if problems:
+        raise ConfigError(f"{args.file}: refused: " + "; ".join(problems))
     for name, p in policy.purposes.items():
         fields = sum(len(v) for v in p.fields.values())
         print(

@@ -19,6 +19,8 @@ from recsys.errors import ConfigError
 
 Purpose = Literal["recommendations", "email_offers", "evaluation", "fairness_audit"]
 MODEL_PURPOSES: tuple[str, ...] = ("recommendations", "email_offers", "evaluation")
+CONSENT_PURPOSES: tuple[str, ...] = ("recommendations", "email_offers")
+"""Purposes that act on a customer (profiling, e-mail): a policy must tie them to consent."""
 ConsentFlag = Literal["consent_personalization", "consent_email"]
 
 
@@ -99,6 +101,20 @@ class Policy(BaseModel):
                 f"unknown purpose {name!r}; this policy defines {sorted(self.purposes)}"
             )
         return self.purposes[name]  # type: ignore[index]
+
+    def consent_problems(self) -> list[str]:
+        """Why this policy would profile or e-mail customers without asking them, if it would.
+
+        ``recsys policy check`` refuses a policy with any; ``recommendations`` and
+        ``email_offers`` act on a customer, so each must name the consent flag it requires.
+        """
+        return [
+            f"purpose {name!r} has no consent requirement; add consent = "
+            f"{'consent_email' if name == 'email_offers' else 'consent_personalization'!r} "
+            f"under [purposes.{name}]"
+            for name in CONSENT_PURPOSES
+            if name in self.purposes and self.purposes[name].consent is None  # type: ignore[index]
+        ]
 
     def is_protected(self, column: str) -> bool:
         return column.lower() in {p.lower() for p in self.protected_attributes}
