@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import tomllib
 from pathlib import Path
 
 from recsys.data import Dataset, load_dataset, load_dir
+from recsys.data.loaders import load_mapped
+from recsys.data.mapping import DataMapping
 from recsys.errors import ConfigError, DataValidationError
 from recsys.privacy.pseudonym import ENV_KEY, ENV_KEY_FILE, Pseudonymizer, new_key_file
 from recsys.state import ENV_STATE_DIR, StateDir
@@ -26,7 +27,8 @@ def add_data_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     g.add_argument(
         "--mapping",
         metavar="TOML",
-        help="column mapping: [interactions] customer = 'user_id' ... (source = canonical)",
+        help="mapping file: the source files of each table, column names (source = canonical), "
+        "constants, units (see recsys.data.mapping); alone it is enough when it names the files",
     )
     g.add_argument("--strict", action="store_true", help="fail on the first bad row")
     g.add_argument(
@@ -37,35 +39,30 @@ def add_data_args(p: argparse.ArgumentParser, *, required: bool = True) -> None:
     p.set_defaults(_data_required=required)
 
 
-def read_mapping(path: str | None) -> dict[str, dict[str, str]]:
-    if not path:
-        return {}
-    try:
-        raw = tomllib.loads(Path(path).read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read column mapping: {exc}") from exc
-    bad = [k for k in raw if k not in ("interactions", "items", "users", "audit")]
-    if bad:
-        raise ConfigError(
-            f"{path}: unknown table(s) {bad}; expected interactions, items, users, audit"
-        )
-    return {k: {str(s): str(c) for s, c in v.items()} for k, v in raw.items()}
+def read_mapping(path: str | None) -> DataMapping:
+    """The mapping file named by --mapping (an empty mapping without one)."""
+    return DataMapping.from_file(path) if path else DataMapping()
 
 
 def load_from_args(args: argparse.Namespace) -> Dataset:
+    """The data named by --data, --interactions/--items/..., or a --mapping that names files."""
     mapping = read_mapping(args.mapping)
     if args.data:
         return load_dir(
             args.data, format=args.format, mapping=mapping, strict=args.strict,
             assume_consent=args.assume_consent,
         )  # fmt: skip
-    if args.interactions and args.items:
+    explicit = (args.interactions, args.items, args.users_file, args.audit)
+    if (args.interactions and args.items) or (mapping.has_files and any(explicit)):
         return load_dataset(
-            args.interactions, args.items, args.users_file, args.audit, mapping=mapping,
-            strict=args.strict, assume_consent=args.assume_consent,
-        )  # fmt: skip
+            *explicit, mapping=mapping, strict=args.strict, assume_consent=args.assume_consent
+        )
+    if mapping.has_files:
+        return load_mapped(mapping, strict=args.strict, assume_consent=args.assume_consent)
     raise DataValidationError(
-        "no data given", expected="--data DIR, or --interactions FILE and --items FILE"
+        "no data given",
+        expected="--data DIR, --interactions FILE and --items FILE, or --mapping FILE naming "
+        "the files",
     )
 
 

@@ -6,6 +6,7 @@ mode, raise with file, row and column).
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -14,20 +15,46 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.dataset import Dataset
+from recsys.data.mapping import DataMapping, SourceMapping, as_mapping
 from recsys.data.schema import AUDIT, CATEGORY_SEP, INTERACTIONS, ITEMS, SCHEMAS, USERS
-from recsys.data.validation import ROW, ValidationReport, reject_rows, validate_table
-from recsys.errors import DataValidationError
+from recsys.data.validation import (
+    FILE,
+    ROW,
+    Cascade,
+    SourceOptions,
+    ValidationReport,
+    dedupe_table,
+    reject_rows,
+    validate_table,
+)
+from recsys.errors import ConfigError, DataValidationError
 
 TABLES = ("interactions", "items", "users", "audit")
 ColumnMapping = Mapping[str, Mapping[str, str]]
-"""Per table, source column name -> canonical column name."""
+"""Per table, source column name -> canonical column name (the older mapping form)."""
+
+SAMPLE_ROWS = 10_000
+"""Rows of a large CSV file checked before the rest is read (see :data:`GARBAGE_SHARE`)."""
+GARBAGE_SHARE = 0.5
+"""When more than this share of the first :data:`SAMPLE_ROWS` rows is unusable, reading stops."""
+
+Source = str | Path | pd.DataFrame
 
 
-def read_table(path: str | Path, mapping: Mapping[str, str] | None = None) -> pd.DataFrame:
+def read_table(
+    path: str | Path,
+    mapping: Mapping[str, str] | None = None,
+    *,
+    encoding: str = "utf-8",
+    delimiter: str | None = None,
+    nrows: int | None = None,
+) -> pd.DataFrame:
     """Read a CSV or Parquet file as raw cells, renaming columns by ``mapping``.
 
-    Adds ``_row``: the row as a spreadsheet or editor shows it (CSV: line number, header = 1;
-    Parquet: 1-based row index).
+    Adds ``_row``: the row as an editor shows it (CSV: the line the record starts on, header =
+    1, also when quoted fields hold line breaks; Parquet: 1-based row index). Blank lines are
+    skipped; ``df.attrs["blank_lines"]`` counts them. A file that is not in ``encoding`` is an
+    error naming the byte offset and line, with a guess at the real encoding.
     """
     path = Path(path)
     if not path.exists():
@@ -38,15 +65,20 @@ def read_table(path: str | Path, mapping: Mapping[str, str] | None = None) -> pd
             df = pd.read_parquet(path)
             df[ROW] = np.arange(1, len(df) + 1)
         elif suffix in (".csv", ".tsv", ".txt"):
-            sep = "\t" if suffix == ".tsv" else ","
-            df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_filter=False)
-            df[ROW] = np.arange(2, len(df) + 2)
+            sep = delimiter or ("\t" if suffix == ".tsv" else ",")
+            df = pd.read_csv(
+                path, sep=sep, dtype=str, keep_default_na=False, na_filter=False,
+                skip_blank_lines=False, encoding=encoding, nrows=nrows,
+            )  # fmt: skip
+            df = _number_lines(df, path, whole=nrows is None)
         else:
             raise DataValidationError(
                 f"unsupported file type {suffix!r}", file=str(path), expected=".csv or .parquet"
             )
     except DataValidationError:
         raise
+    except UnicodeError as exc:
+        raise _encoding_error(path, encoding) from exc
     except Exception as exc:  # parser errors from pandas/pyarrow carry their own position
         raise DataValidationError(f"cannot be read: {exc}", file=str(path)) from exc
     df.columns = [str(c).strip() for c in df.columns]
@@ -63,43 +95,200 @@ def read_table(path: str | Path, mapping: Mapping[str, str] | None = None) -> pd
     return df
 
 
+def _number_lines(df: pd.DataFrame, path: Path, *, whole: bool) -> pd.DataFrame:
+    """Set ``_row`` to each record's first line and drop blank lines (counted in attrs)."""
+    n = len(df)
+    simple = False
+    if whole:  # one pass over the bytes: no embedded line breaks when lines == records + 1
+        lines, last = 0, b"\n"
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 24):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+        lines += last != b"\n"
+        simple = lines == n + 1
+    if simple or n == 0:
+        rows = np.arange(2, n + 2)
+    else:
+        breaks = np.zeros(n, dtype=np.int64)
+        for c in df.columns:
+            breaks += df[c].str.count("\n").to_numpy(dtype=np.int64)
+        rows = 2 + np.concatenate([[0], np.cumsum(1 + breaks)[:-1]])
+    blank = (df == "").all(axis=1).to_numpy() if len(df.columns) else np.zeros(n, bool)
+    df = df.loc[~blank].copy()
+    df[ROW] = rows[~blank]
+    df.attrs["blank_lines"] = int(blank.sum())
+    return df
+
+
+def _encoding_error(path: Path, encoding: str) -> DataValidationError:
+    """Where a file stops being ``encoding``, and what it probably is instead."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset, line = 0, 1
+    pos, byte = None, b""
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                start = max(exc.start - (len(exc.object) - len(chunk)), 0)
+                pos = offset + start
+                line += chunk[:start].count(b"\n")
+                byte = chunk[start : start + 1]
+                break
+            offset += len(chunk)
+            line += chunk.count(b"\n")
+    if pos is None:
+        pos, byte = offset, b""
+    hint = "re-save it as UTF-8 or set encoding in the mapping"
+    if encoding.replace("-", "").lower() in ("utf8", "utf8sig"):
+        hint = (
+            'it looks like Latin-1/cp1252: re-save it as UTF-8 or set encoding = "cp1252" in '
+            "the mapping"
+        )
+    return DataValidationError(
+        f"not valid {encoding} at byte {pos:,} (line {line}, byte {byte.hex() or '?'}); {hint}",
+        file=str(path),
+        row=line,
+    )
+
+
+def _read_source(
+    src: Source, table: str, spec: SourceMapping, mapping: DataMapping, now: datetime | None
+) -> tuple[pd.DataFrame, str]:
+    """Read one source file and apply its mapping; a mostly unusable large file stops early."""
+    if isinstance(src, pd.DataFrame):
+        file = f"<{table} DataFrame>"
+        return mapping.apply(src, table, spec, file), file
+    path, file = Path(src), str(src)
+    opts = {"encoding": spec.encoding, "delimiter": spec.delimiter}
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return mapping.apply(read_table(path, **opts), table, spec, file), file
+    sample = read_table(path, nrows=SAMPLE_ROWS, **opts)
+    df = mapping.apply(sample, table, spec, file)
+    scratch = ValidationReport()
+    validate_table(df, SCHEMAS[table], file=file, report=scratch, now=now,
+                   options=spec.options(), dedupe=False)  # fmt: skip
+    if len(sample) + sample.attrs.get("blank_lines", 0) < SAMPLE_ROWS:
+        return df, file  # the sample was the whole file
+    t = scratch.tables[table]
+    if t.received and t.n_rejected / t.received > GARBAGE_SHARE:
+        first = t.examples[0]
+        top = ", ".join(f"{r} {n:,}" for r, n in t.rejected.most_common(3))
+        hints = "".join(f"; {n}" for n in scratch.notes)
+        raise DataValidationError(
+            f"{t.n_rejected:,} of the first {t.received:,} rows cannot be used ({top}), so the "
+            f"rest of the file was not read: is this the {table} file, with the right mapping?"
+            f" First bad row: {first.reason}, got {first.value!r}{hints}",
+            file=file,
+            row=first.row,
+            column=first.column,
+            expected=first.expected,
+        )
+    return mapping.apply(read_table(path, **opts), table, spec, file), file
+
+
 def load_dataset(
-    interactions: str | Path | pd.DataFrame,
-    items: str | Path | pd.DataFrame,
-    users: str | Path | pd.DataFrame | None = None,
-    audit: str | Path | pd.DataFrame | None = None,
+    interactions: Source | None,
+    items: Source | None,
+    users: Source | None = None,
+    audit: Source | None = None,
     *,
-    mapping: ColumnMapping | None = None,
+    mapping: ColumnMapping | DataMapping | None = None,
     strict: bool = False,
     now: datetime | None = None,
     assume_consent: bool = False,
 ) -> Dataset:
     """Load and validate the tables of a shop.
 
-    Without a users table, every user seen in the interactions gets consent flags equal to
-    ``assume_consent`` (default: no consent, the conservative choice), and the report says so.
+    A file given here replaces the files a :class:`DataMapping` names for that table (its
+    options still apply); tables given as None come from the mapping's files. Without a users
+    table, every user seen in the interactions gets consent flags equal to ``assume_consent``
+    (default: no consent, the conservative choice), and the report says so.
     """
-    mapping = mapping or {}
+    dm = as_mapping(mapping)  # type: ignore[arg-type]
+    given = {"interactions": interactions, "items": items, "users": users, "audit": audit}
+    plan: dict[str, list[tuple[Source, SourceMapping]]] = {}
+    for name in TABLES:
+        specs = dm.sources(name)
+        src = given[name]
+        if src is not None:
+            if len(specs) > 1:
+                raise ConfigError(
+                    f"{dm.name}: [{name}] names {len(specs)} source files; give the files in "
+                    "the mapping only, or use a mapping with one source for this table"
+                )
+            plan[name] = [(src, specs[0] if specs else SourceMapping())]
+        elif specs:
+            nameless = [i + 1 for i, s in enumerate(specs) if not s.file]
+            if nameless:
+                raise ConfigError(
+                    f'{dm.name}: [{name}] source {nameless[0]} has no file; add file = "..." '
+                    f"or give the {name} file on the command line"
+                )
+            plan[name] = [(dm.resolve(s), s) for s in specs]
+    for name in ("interactions", "items"):
+        if name not in plan:
+            raise DataValidationError(
+                f"no {name} table given",
+                expected=f"an {name} file, or a mapping with a [[{name}]] file",
+            )
     report = ValidationReport()
-    raw: dict[str, tuple[pd.DataFrame, str]] = {}
-    for name, src in (
-        ("interactions", interactions),
-        ("items", items),
-        ("users", users),
-        ("audit", audit),
-    ):
-        if src is None:
-            continue
-        if isinstance(src, pd.DataFrame):
-            df, file = src.rename(columns=dict(mapping.get(name, {}))), f"<{name} DataFrame>"
-        else:
-            df, file = read_table(src, mapping.get(name)), str(src)
-        raw[name] = (df, file)
+    raw: dict[str, list[tuple[pd.DataFrame, str, SourceOptions]]] = {}
+    for name, sources in plan.items():
+        for src, spec in sources:
+            df, file = _read_source(src, name, spec, dm, now)
+            if df.attrs.get("blank_lines"):
+                report.note(f"{file}: {df.attrs['blank_lines']:,} blank line(s) skipped")
+            raw.setdefault(name, []).append((df, file, spec.options()))
     return _validate_all(raw, report, strict=strict, now=now, assume_consent=assume_consent)
 
 
+def load_mapped(
+    mapping: DataMapping | str | Path,
+    *,
+    strict: bool = False,
+    now: datetime | None = None,
+    assume_consent: bool = False,
+) -> Dataset:
+    """Load every table from the files a mapping names (relative to the mapping file)."""
+    dm = mapping if isinstance(mapping, DataMapping) else DataMapping.from_file(mapping)
+    return load_dataset(None, None, mapping=dm, strict=strict, now=now,
+                        assume_consent=assume_consent)  # fmt: skip
+
+
+def _reject_references(
+    inter: pd.DataFrame,
+    column: str,
+    table: str,
+    known: pd.Index,
+    reason: str,
+    file: str,
+    report: ValidationReport,
+    strict: bool,
+) -> pd.DataFrame:
+    """Reject interactions whose id is unknown, naming the cascade from rejected rows apart."""
+    unknown = ~inter[column].isin(known)
+    tr = report.tables.get(table)
+    rejected = tr.rejected_keys if tr is not None else set()
+    if rejected and unknown.any():
+        cascade = unknown & inter[column].isin(rejected)
+        if cascade.any():
+            report.cascades.append(
+                Cascade("interactions", int(cascade.sum()), table,
+                        int(inter.loc[cascade, column].nunique()), len(rejected))
+            )  # fmt: skip
+            inter = reject_rows(inter, cascade, schema=INTERACTIONS, column=column,
+                                reason=f"rejected_{reason}", file=file, report=report,
+                                strict=strict)  # fmt: skip
+            unknown = ~inter[column].isin(known)
+    return reject_rows(inter, unknown, schema=INTERACTIONS, column=column,
+                       reason=f"unknown_{reason}", file=file, report=report,
+                       strict=strict)  # fmt: skip
+
+
 def _validate_all(
-    raw: dict[str, tuple[pd.DataFrame, str]],
+    raw: dict[str, list[tuple[pd.DataFrame, str, SourceOptions]]],
     report: ValidationReport,
     *,
     strict: bool,
@@ -110,35 +299,30 @@ def _validate_all(
     tables: dict[str, pd.DataFrame] = {}
     files: dict[str, str] = {}
     for name in TABLES:
-        if name in raw:
-            df, file = raw[name]
-            files[name] = file
-            tables[name] = validate_table(
-                df, SCHEMAS[name], file=file, report=report, strict=strict, now=now
-            )
+        if name not in raw:
+            continue
+        parts = raw[name]
+        files[name] = ", ".join(file for _, file, _ in parts)
+        schema = SCHEMAS[name]
+        done = []
+        for df, file, opts in parts:
+            done.append(
+                validate_table(df, schema, file=file, report=report, strict=strict, now=now,
+                               options=opts, dedupe=len(parts) == 1)
+            )  # fmt: skip
+        if len(done) == 1:
+            tables[name] = done[0]
+        else:
+            merged = pd.concat(done, ignore_index=True)
+            merged[FILE] = merged[FILE].astype(str)
+            tables[name] = dedupe_table(merged, schema, report, strict=strict)
     inter = tables["interactions"]
-    known_items = pd.Index(tables["items"]["item_id"])
-    inter = reject_rows(
-        inter,
-        ~inter["item_id"].isin(known_items),
-        schema=INTERACTIONS,
-        column="item_id",
-        reason="unknown_item",
-        file=files["interactions"],
-        report=report,
-        strict=strict,
-    )
+    inter = _reject_references(inter, "item_id", "items", pd.Index(tables["items"]["item_id"]),
+                               "item", files["interactions"], report, strict)  # fmt: skip
     if "users" in tables:
-        inter = reject_rows(
-            inter,
-            ~inter["user_id"].isin(pd.Index(tables["users"]["user_id"])),
-            schema=INTERACTIONS,
-            column="user_id",
-            reason="unknown_user",
-            file=files["interactions"],
-            report=report,
-            strict=strict,
-        )
+        inter = _reject_references(inter, "user_id", "users",
+                                   pd.Index(tables["users"]["user_id"]), "user",
+                                   files["interactions"], report, strict)  # fmt: skip
         users = tables["users"]
     else:
         ids = pd.unique(inter["user_id"])
@@ -166,7 +350,7 @@ def _validate_all(
 
 
 def _drop_row(df: pd.DataFrame) -> pd.DataFrame:
-    return df.drop(columns=[ROW], errors="ignore").reset_index(drop=True)
+    return df.drop(columns=[ROW, FILE], errors="ignore").reset_index(drop=True)
 
 
 def _find(directory: Path, name: str) -> Path | None:
@@ -181,7 +365,7 @@ def load_dir(
     path: str | Path,
     *,
     format: str = "auto",
-    mapping: ColumnMapping | None = None,
+    mapping: ColumnMapping | DataMapping | None = None,
     strict: bool = False,
     now: datetime | None = None,
     assume_consent: bool = False,
@@ -273,10 +457,10 @@ def load_movielens(
     report = ValidationReport()
     return _validate_all(
         {
-            "interactions": (data, str(d / "u.data")),
-            "items": (item, str(d / "u.item")),
-            "users": (users, str(d / "u.user")),
-            "audit": (audit, str(d / "u.user")),
+            "interactions": [(data, str(d / "u.data"), SourceOptions())],
+            "items": [(item, str(d / "u.item"), SourceOptions())],
+            "users": [(users, str(d / "u.user"), SourceOptions())],
+            "audit": [(audit, str(d / "u.user"), SourceOptions())],
         },
         report,
         strict=strict,
@@ -311,6 +495,7 @@ __all__ = [
     "ColumnMapping",
     "load_dataset",
     "load_dir",
+    "load_mapped",
     "load_movielens",
     "read_table",
     "write_dataset",

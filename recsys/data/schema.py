@@ -16,13 +16,31 @@ CATEGORY_SEP = "|"
 CATEGORY_PATH_SEP = " > "
 """Separator of levels in a category path (``Grocery > Coffee``)."""
 
+RATING_SCALE: tuple[float, float] = (1.0, 5.0)
+"""Allowed values of ``rating`` events unless a mapping declares another scale."""
+
+EARLIEST_EVENT = "1970-01-01"
+"""Interactions and sign-ups before the Unix epoch are not plausible shop data."""
+
+EARLIEST_DATE = "1800-01-01"
+"""Item dates (``created_at``: e.g. a film's release) may be old, but not absurdly so."""
+
 
 @dataclass(frozen=True)
 class Column:
+    """One canonical column.
+
+    ``null_if_bad``: a bad cell empties this (optional) field and is counted, instead of
+    rejecting the row; for items and users, rejecting the row would also reject, by cascade,
+    every interaction that refers to it. ``earliest``: the earliest plausible timestamp.
+    """
+
     name: str
     kind: str  # "id" | "text" | "timestamp" | "number" | "bool" | "event" | "category"
     required: bool
     expected: str
+    null_if_bad: bool = False
+    earliest: str = EARLIEST_EVENT
 
 
 @dataclass(frozen=True)
@@ -52,7 +70,11 @@ INTERACTIONS = TableSchema(
         Column("user_id", "id", True, "a non-empty user id"),
         Column("item_id", "id", True, "a non-empty item id"),
         Column(
-            "timestamp", "timestamp", True, "ISO-8601 date-time or Unix seconds, not in the future"
+            "timestamp",
+            "timestamp",
+            True,
+            "ISO-8601 date-time or Unix seconds (other units declared in the mapping), "
+            "from 1970 on, not in the future",
         ),
         Column("event", "event", True, "one of " + "|".join(EVENTS)),
         Column("value", "number", False, "a non-negative number (quantity or rating)"),
@@ -66,10 +88,17 @@ ITEMS = TableSchema(
         Column("title", "text", True, "a non-empty title"),
         Column("category", "category", True, "one or more categories separated by '|'"),
         Column("brand", "text", False, "a brand name or empty"),
-        Column("price", "number", False, "a non-negative price"),
+        Column("price", "number", False, "a non-negative price or empty", null_if_bad=True),
         Column("seller_id", "text", False, "a seller id or empty"),
-        Column("in_stock", "bool", False, "true/false, yes/no or 1/0"),
-        Column("created_at", "timestamp", False, "ISO-8601 date-time, Unix seconds or empty"),
+        Column("in_stock", "bool", False, "true/false, yes/no, 1/0 or empty", null_if_bad=True),
+        Column(
+            "created_at",
+            "timestamp",
+            False,
+            "ISO-8601 date-time, Unix seconds or empty",
+            null_if_bad=True,
+            earliest=EARLIEST_DATE,
+        ),
     ),
     key=("item_id",),
 )
@@ -80,7 +109,13 @@ USERS = TableSchema(
         Column("user_id", "id", True, "a unique, non-empty user id"),
         Column("consent_personalization", "bool", True, "true/false, yes/no or 1/0"),
         Column("consent_email", "bool", True, "true/false, yes/no or 1/0"),
-        Column("signup_at", "timestamp", False, "ISO-8601 date-time, Unix seconds or empty"),
+        Column(
+            "signup_at",
+            "timestamp",
+            False,
+            "ISO-8601 date-time, Unix seconds or empty",
+            null_if_bad=True,
+        ),
     ),
     key=("user_id",),
 )

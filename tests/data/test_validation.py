@@ -98,14 +98,13 @@ def test_bad_items_and_users_are_counted(tmp_path: Path) -> None:
     items = ITEMS + "C,,Grocery,1\nD,Mug,Home,-3\nA,Again,Grocery,1\n"
     users = USERS + "u3,maybe,no\n"
     ds = load_dataset(*write(tmp_path, GOOD, items=items, users=users), now=NOW)
-    assert dict(ds.report.tables["items"].rejected) == {
-        "empty_value": 1,
-        "negative_value": 1,
-        "duplicate_key": 1,
-    }
+    assert dict(ds.report.tables["items"].rejected) == {"empty_value": 1, "duplicate_key": 1}
+    # a negative price is a bad optional cell: the price is emptied and counted, the item kept
+    assert dict(ds.report.tables["items"].corrected) == {"bad_optional_value": 1}
     assert dict(ds.report.tables["users"].rejected) == {"bad_bool": 1}
-    assert ds.report.n_rejected == 4
-    assert set(ds.items["item_id"]) == {"A", "B"}
+    assert ds.report.n_rejected == 3
+    assert set(ds.items["item_id"]) == {"A", "B", "D"}
+    assert pd.isna(ds.items.set_index("item_id").loc["D", "price"])
 
 
 def test_every_rejected_row_is_counted_once(tmp_path: Path) -> None:
