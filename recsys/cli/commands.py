@@ -25,6 +25,9 @@ def data_synth(args: argparse.Namespace) -> int:
 
 
 def data_validate(args: argparse.Namespace) -> int:
+    """Print each data set's report; exit 2 when a required table lost too many rows."""
+    import sys
+
     datasets: list[Dataset] = []
     for path in args.paths:
         datasets.append(
@@ -32,12 +35,17 @@ def data_validate(args: argparse.Namespace) -> int:
                 path, format=args.format, strict=args.strict, assume_consent=args.assume_consent
             )
         )
-    if args.data or args.interactions:
+    if args.data or args.interactions or args.items or args.mapping:
         datasets.append(load_from_args(args))
     if not datasets:
-        print("recsys data validate: give a data directory or --interactions/--items files")
+        print(
+            "recsys data validate: give a data directory, --interactions/--items files or a "
+            "--mapping that names the files",
+            file=sys.stderr,
+        )
         return 2
     quarantined = []
+    failures: list[str] = []
     for ds in datasets:
         if args.json:
             print(json.dumps(ds.report.to_dict(), indent=2))
@@ -45,10 +53,13 @@ def data_validate(args: argparse.Namespace) -> int:
             print(ds.report.to_text())
             print(f"=> {ds.summary()}")
         quarantined.append(ds.report.quarantined())
+        failures += ds.report.over_threshold(args.max_rejected)
     if args.quarantine:
         pd.concat(quarantined).to_csv(args.quarantine, index=False)
         print(f"rejected rows written to {args.quarantine}")
-    return 0
+    for f in failures:
+        print(f"recsys: error: {f} (see --max-rejected)", file=sys.stderr)
+    return 2 if failures else 0
 
 
 def _read_toml_model(cls, path: str | None):

@@ -33,6 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_args(v, required=False)
     v.add_argument("--quarantine", metavar="FILE", help="write rejected rows to this CSV")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
+    v.add_argument(
+        "--max-rejected",
+        type=float,
+        default=0.05,
+        metavar="SHARE",
+        help="exit with code 2 when interactions or items lose more than this share of their "
+        "rows (default 0.05)",
+    )
     v.set_defaults(func=commands.data_validate)
 
     t = sub.add_parser("train", help="fit a model and save it to a directory")

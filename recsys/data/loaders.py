@@ -7,6 +7,7 @@ mode, raise with file, row and column).
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -80,6 +81,15 @@ def read_table(
     except UnicodeError as exc:
         raise _encoding_error(path, encoding) from exc
     except Exception as exc:  # parser errors from pandas/pyarrow carry their own position
+        fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if fields:
+            want, line, got = (int(g) for g in fields.groups())
+            raise DataValidationError(
+                f"the line has {got} fields, the header {want}",
+                file=str(path),
+                row=line,
+                expected=f"{want} fields per line (quote fields that contain the delimiter)",
+            ) from exc
         raise DataValidationError(f"cannot be read: {exc}", file=str(path)) from exc
     df.columns = [str(c).strip() for c in df.columns]
     if mapping:
@@ -140,8 +150,12 @@ def _encoding_error(path: Path, encoding: str) -> DataValidationError:
             line += chunk.count(b"\n")
     if pos is None:
         pos, byte = offset, b""
+    with path.open("rb") as f:
+        head = f.read(1 << 20)
     hint = "re-save it as UTF-8 or set encoding in the mapping"
-    if encoding.replace("-", "").lower() in ("utf8", "utf8sig"):
+    if b"\x00" in head or sum(b < 9 or 13 < b < 32 for b in head[:65536]) > len(head[:65536]) // 20:
+        hint = "it looks like a binary file, not CSV text"
+    elif encoding.replace("-", "").lower() in ("utf8", "utf8sig"):
         hint = (
             'it looks like Latin-1/cp1252: re-save it as UTF-8 or set encoding = "cp1252" in '
             "the mapping"

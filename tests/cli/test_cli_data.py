@@ -53,9 +53,14 @@ def test_validate_reports_bad_rows_and_writes_quarantine(tmp_path: Path, capsys)
         "--items",
         str(tmp_path / "items.csv"),
     ]
-    assert main([*args, "--quarantine", str(q)]) == 0
-    assert "bad_timestamp" in capsys.readouterr().out
+    # one of two interactions rejected is more than the default 5%: exit 2, report still written
+    assert main([*args, "--quarantine", str(q)]) == 2
+    out = capsys.readouterr()
+    assert "bad_timestamp" in out.out
+    assert "interactions: 1 of 2 rows rejected (50.0%" in out.err
     assert pd.read_csv(q)["row"].tolist() == [3]
+    assert main([*args, "--max-rejected", "0.5"]) == 0
+    capsys.readouterr()
     assert main([*args, "--strict"]) == 2
     err = capsys.readouterr().err
     assert "i.csv, row 3, column 'timestamp'" in err
