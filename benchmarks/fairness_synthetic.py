@@ -23,6 +23,7 @@ from recsys.data.splits import temporal_split
 from recsys.data.synthetic import END, ShopSpec, make_shop
 from recsys.evaluation.baselines import relevant
 from recsys.evaluation.metrics import exposure_share, ndcg_values
+from recsys.privacy.consent import SQLiteConsentStore
 from recsys.privacy.pseudonym import Pseudonymizer
 from recsys.recommender import Recommender
 
@@ -38,21 +39,25 @@ def main() -> None:
     args = ap.parse_args()
     shop = make_shop(ShopSpec(n_users=args.users, n_items=args.items, seed=args.seed))
     train, test = temporal_split(shop.interactions, 0.2)
-    rec = Recommender(pseudonymizer=Pseudonymizer(os.urandom(32))).fit(
-        Dataset(train, shop.items, shop.users), now=END
-    )
+    rec = Recommender(
+        pseudonymizer=Pseudonymizer(os.urandom(32)), consent=SQLiteConsentStore.in_memory()
+    ).fit(Dataset(train, shop.items, shop.users), now=END)
     truth = relevant(test)
     consenting = set(shop.users.loc[shop.users["consent_personalization"], "user_id"])
-    users = sorted(u for u in truth if u in consenting and rec.user_state(u).u >= 0)
-    small = rec.reranker_.groups["small_sellers"]
-    ids = rec.context_.catalog.items.ids
+    known = rec.model_.ctx.history.users
+    users = sorted(u for u in truth if u in consenting and known.get(rec.key_of(u)) >= 0)
+    small = rec.model_.groups["small_sellers"]
+    ids = rec.model_.ctx.catalog.items.ids
     small_ids = set(ids[small])
     batch = BatchExposure(rec, BatchExposureConfig(group="small_sellers"))
     target = batch.target
     systems = {
-        "ranker only": {u: rec.recommend(u, 10, rerank=False).item_ids for u in users},
+        "ranker only": {
+            u: r.item_ids
+            for u, r in zip(users, rec.recommend_many(users, 10, rerank=False), strict=True)
+        },
         "per-list re-ranking (MMR + FA*IR long tail)": {
-            u: rec.recommend(u, 10).item_ids for u in users
+            u: r.item_ids for u, r in zip(users, rec.recommend_many(users, 10), strict=True)
         },
         "batch exposure (small sellers)": {u: r.item_ids for u, r in batch.run(users, 10).items()},
     }

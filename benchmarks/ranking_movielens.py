@@ -57,16 +57,16 @@ QUICK_ALS = {"factors": [64, 128], "regularization": [5.0, 10.0], "alpha": [1.0]
 PIPELINE_GRID = {
     "ranker.max_leaf_nodes": [7, 15],
     "ranker.max_iter": [150, 300],
-    "candidates.n_collaborative": [100, 200],
+    "candidates.sources.0.n": [100, 200],
 }
 QUICK_PIPELINE = {
     "ranker.max_leaf_nodes": [7],
     "ranker.max_iter": [150],
-    "candidates.n_collaborative": [100],
+    "candidates.sources.0.n": [100],
 }
 RERANK_GRID = {
-    "diversity.trade_off": [0.85, 0.95, 1.0],
-    "fairness.proportion": [0.35, 0.4, 0.5],
+    "stages.0.trade_off": [0.85, 0.95, 1.0],
+    "stages.1.proportion": [0.35, 0.4, 0.5],
 }
 QUICK_BPR = {
     "factors": [128],

@@ -11,12 +11,12 @@ from typing import Literal, Self
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 
-from recsys.candidates.generate import CandidateConfig
 from recsys.candidates.implicit_adapter import CollaborativeConfig
+from recsys.candidates.sources import CandidateConfig
 from recsys.errors import ConfigError
 from recsys.ranking.ranker import RankerConfig
 from recsys.ranking.training import TrainingConfig
-from recsys.rerank.reranker import RerankConfig
+from recsys.rerank.stages import RerankConfig
 
 
 class ReasonConfig(BaseModel):

@@ -1,19 +1,53 @@
-"""Immutable types that flow between pipeline stages and out to callers."""
+"""Immutable types that flow between pipeline stages and out to callers.
+
+``Query`` is what a page view, an e-mail batch and an evaluation run ask for; ``ItemList`` is what
+every stage takes and returns; ``Recommendations`` is what callers get back.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
+
+import numpy as np
+
+
+class Fact(StrEnum):
+    """Kinds of checkable fact a reason may state; each has a template and a checker."""
+
+    CHOSEN_TOGETHER = "chosen_together"
+    TASTE_PROFILE = "taste_profile"
+    SIMILAR_TO = "similar_to"
+    CATEGORY_SHARE = "category_share"
+    BRAND_SHARE = "brand_share"
+    USUAL_PRICE = "usual_price"
+    BOUGHT_BEFORE = "bought_before"
+    TRENDING = "trending"
+    CUSTOMERS = "customers"
+    AVERAGE_RATING = "average_rating"
+    LISTED = "listed"
+    DIVERSITY = "diversity"
+    ITEM_GROUP = "item_group"
+
+
+class Stage(StrEnum):
+    """Which stage placed an item in the final list."""
+
+    RANKER = "ranker"
+    POPULARITY = "popularity"
+    DIVERSITY = "diversity"
+    CALIBRATION = "calibration"
+    FAIRNESS = "fairness"
 
 
 @dataclass(frozen=True)
 class Evidence:
     """One checkable fact from the user's own (minimized) data, or from shop-wide counts."""
 
-    fact: str
-    """What kind of fact: ``bought_item``, ``category_share``, ``brand_share``, ``trending`` ..."""
+    fact: Fact
     item_id: str | None = None
     date: str | None = None
     """ISO date (``YYYY-MM-DD``) of the event the fact refers to."""
@@ -26,8 +60,13 @@ class Evidence:
     event: str | None = None
     """The event type the fact is about (``purchase``, ``rating`` ...)."""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fact", Fact(self.fact))
+
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        out = {k: v for k, v in self.__dict__.items() if v is not None}
+        out["fact"] = str(self.fact)
+        return out
 
 
 @dataclass(frozen=True)
@@ -39,17 +78,105 @@ class Reason:
     """Features the text names; each had a positive attribution for this item."""
     attributions: tuple[float, ...] = ()
     evidence: tuple[Evidence, ...] = ()
-    stage: str = "ranker"
-    """Which stage chose the item: ``ranker``, ``popularity``, ``diversity``, ``fairness``."""
+    stage: Stage = Stage.RANKER
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stage", Stage(self.stage))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,
-            "stage": self.stage,
+            "stage": str(self.stage),
             "features": list(self.features),
             "attributions": [float(a) for a in self.attributions],
             "evidence": [e.to_dict() for e in self.evidence],
         }
+
+
+@dataclass(frozen=True)
+class Query:
+    """One request: whose list, how long, as of when, what to leave out, per-call overrides.
+
+    ``as_of`` is Unix seconds (``None``: the model's data cut-off). ``rerank`` overrides the
+    configured re-ranking for this call (``False`` turns it off). ``personalized=False`` asks for
+    the non-profiling list (DSA Art. 38).
+    """
+
+    user_id: str
+    k: int = 10
+    as_of: int | None = None
+    exclude: tuple[str, ...] = ()
+    personalized: bool = True
+    rerank: Any = None
+    request_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, int | np.integer) or self.k < 1:
+            raise ValueError(f"k must be a positive whole number, got {self.k!r}")
+        object.__setattr__(self, "user_id", str(self.user_id))
+        object.__setattr__(self, "exclude", tuple(str(x) for x in self.exclude))
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class ItemList:
+    """An ordered list of items (catalogue indices and ids) with named, read-only columns.
+
+    Stages never change a list: ``take`` and ``with_column`` return new ones, so a later stage
+    cannot alter what an earlier stage produced.
+    """
+
+    items: np.ndarray
+    ids: np.ndarray
+    columns: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.items)
+        if len(self.ids) != n:
+            raise ValueError("items and ids must have the same length")
+        cols = {}
+        for name, col in self.columns.items():
+            if len(col) != n:
+                raise ValueError(f"column {name!r} has {len(col)} entries for {n} items")
+            cols[name] = _frozen(col)
+        object.__setattr__(self, "items", _frozen(np.asarray(self.items, dtype=np.int64)))
+        object.__setattr__(self, "ids", _frozen(np.asarray(self.ids, dtype=object)))
+        object.__setattr__(self, "columns", cols)
+
+    @classmethod
+    def from_indices(cls, items: np.ndarray, all_ids: np.ndarray, **columns: Any) -> ItemList:
+        items = np.asarray(items, dtype=np.int64)
+        return cls(items, all_ids[items], {k: np.asarray(v) for k, v in columns.items()})
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.columns
+
+    def column(self, name: str) -> np.ndarray:
+        try:
+            return self.columns[name]
+        except KeyError:
+            raise KeyError(f"no column {name!r}; columns: {sorted(self.columns)}") from None
+
+    def take(self, order: np.ndarray | Sequence[int]) -> ItemList:
+        """The items at positions ``order``, in that order, with all their columns."""
+        order = np.asarray(order, dtype=np.int64)
+        return ItemList(
+            self.items[order], self.ids[order], {k: v[order] for k, v in self.columns.items()}
+        )
+
+    def head(self, n: int) -> ItemList:
+        return self.take(np.arange(min(n, len(self))))
+
+    def with_column(self, name: str, values: np.ndarray | Sequence[Any]) -> ItemList:
+        return ItemList(self.items, self.ids, {**self.columns, name: np.asarray(values)})
 
 
 @dataclass(frozen=True)
@@ -80,6 +207,7 @@ class Recommendations(Sequence[Recommendation]):
     user_id: str
     items: tuple[Recommendation, ...] = field(default_factory=tuple)
     personalized: bool = True
+    request_id: str | None = field(default=None, compare=False)
 
     def __getitem__(self, i):  # type: ignore[override]
         return self.items[i]
@@ -105,7 +233,7 @@ class Recommendations(Sequence[Recommendation]):
                 "reason": r.reason.text,
                 "title": r.title,
                 "personalized": self.personalized,
-                "stage": r.reason.stage,
+                "stage": str(r.reason.stage),
                 "evidence": json.dumps([e.to_dict() for e in r.reason.evidence]),
             }
             for r in self.items

@@ -9,6 +9,16 @@ from recsys.data.synthetic import ShopSpec, make_shop
 ML100K = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "ml-100k"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def state_dir(tmp_path_factory) -> Path:
+    """Every test session keeps its key and consent records in a directory of its own."""
+    import os
+
+    path = tmp_path_factory.mktemp("state")
+    os.environ["RECSYS_STATE_DIR"] = str(path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def ml100k_path() -> Path:
     if not (ML100K / "u.data").exists():
@@ -33,9 +43,12 @@ def pseudonymizer():
 
 
 @pytest.fixture(scope="session")
-def fitted(small_shop, pseudonymizer):
+def fitted(small_shop, pseudonymizer, tmp_path_factory):
     """A recommender fitted on the small shop (read-only: tests must not mutate it)."""
     from recsys.data.synthetic import END
     from recsys.recommender import Recommender
 
-    return Recommender(pseudonymizer=pseudonymizer).fit(small_shop, now=END)
+    from recsys.privacy.consent import SQLiteConsentStore
+
+    store = SQLiteConsentStore(tmp_path_factory.mktemp("fitted") / "state.sqlite")
+    return Recommender(pseudonymizer=pseudonymizer, consent=store).fit(small_shop, now=END)

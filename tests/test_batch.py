@@ -8,8 +8,8 @@ from recsys.evaluation.metrics import exposure_share
 
 def test_batch_exposure_tracks_the_target(fitted, small_shop) -> None:
     users = small_shop.users["user_id"].tolist()
-    small = fitted.reranker_.groups["small_sellers"]
-    ids = set(fitted.context_.catalog.items.ids[small])
+    small = fitted.model_.groups["small_sellers"]
+    ids = set(fitted.model_.ctx.catalog.items.ids[small])
     plain = {u: fitted.recommend(u, 10, rerank=False).item_ids for u in users}
     batch = BatchExposure(fitted, BatchExposureConfig(group="small_sellers"))
     lists = batch.run(users, 10)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from recsys.candidates.generate import CandidateConfig
 from recsys.candidates.implicit_adapter import CollaborativeConfig
+from recsys.candidates.sources import CandidateConfig
 from recsys.config import ReasonConfig, RecommenderConfig
 from recsys.data.splits import temporal_split
 from recsys.data.synthetic import ShopSpec, make_shop
@@ -14,7 +14,7 @@ from recsys.evaluation.run import EvaluationConfig
 from recsys.privacy.policy import Policy
 from recsys.ranking.ranker import RankerConfig
 from recsys.ranking.training import TrainingConfig
-from recsys.rerank.reranker import RerankConfig
+from recsys.rerank.stages import RerankConfig
 from recsys.testing.contracts import check_config, check_system
 
 SYSTEMS = {

@@ -12,6 +12,7 @@ import pytest
 from recsys.data.synthetic import END
 from recsys.errors import ArtifactError, ConfigError, NotFittedError
 from recsys.privacy import Pseudonymizer
+from recsys.privacy.consent import SQLiteConsentStore
 from recsys.recommender import Recommender
 
 
@@ -39,11 +40,11 @@ def test_recommendations_are_ranked_immutable_and_k_long(fitted, small_shop) -> 
 
 
 def test_filters_seen_out_of_stock_and_excluded(fitted, small_shop) -> None:
-    ctx = fitted.context_
+    ctx = fitted.model_.ctx
     rebuyable, _ = ctx.rebuy
     out_of_stock = set(small_shop.items.loc[~small_shop.items["in_stock"], "item_id"])
     for u in active_users(small_shop, 10):
-        st = fitted.user_state(u)
+        st = ctx.user_state(ctx.history.users.get(fitted.key_of(u)))
         seen = {ctx.catalog.items.ids[i] for i in st.items if not rebuyable[i]}
         first = fitted.recommend(u, 10)
         banned = first.item_ids[:3]
@@ -81,11 +82,12 @@ def test_user_without_consent_gets_honest_non_personalized_list(fitted, small_sh
             assert r.reason.stage == "popularity" and r.attributions == ()
     # and they are in no training matrix
     keys = {fitted.key_of(u) for u in no}
-    assert not keys & set(fitted.context_.history.users.ids)
+    assert not keys & set(fitted.model_.ctx.history.users.ids)
 
 
 def test_opt_out_applies_at_next_request(small_shop, pseudonymizer) -> None:
-    rec = Recommender(pseudonymizer=pseudonymizer).fit(small_shop, now=END)
+    rec = Recommender(pseudonymizer=pseudonymizer, consent=SQLiteConsentStore.in_memory())
+    rec.fit(small_shop, now=END)
     u = active_users(small_shop)[0]
     assert rec.recommend(u).personalized
     rec.set_consent(u, False)
@@ -109,7 +111,7 @@ def test_explain_any_item(fitted, small_shop) -> None:
     item = small_shop.items["item_id"].iloc[0]
     e = fitted.explain(u, item)
     assert e.item_id == item and e.reason.text
-    assert abs(fitted.ranker_.expected_value + sum(v for _, v in e.attributions) - e.score) < 1e-9
+    assert abs(fitted.model_.ranker.base + sum(v for _, v in e.attributions) - e.score) < 1e-9
     with pytest.raises(KeyError):
         fitted.explain(u, "no-such-item")
 
@@ -117,9 +119,12 @@ def test_explain_any_item(fitted, small_shop) -> None:
 def test_save_load_round_trip(fitted, small_shop, pseudonymizer, tmp_path: Path) -> None:
     path = fitted.save(tmp_path / "model")
     assert sorted(p.name for p in path.iterdir()) == ["arrays.npz", "manifest.json"]
-    back = Recommender.load(path, pseudonymizer=pseudonymizer)
-    for u in small_shop.users["user_id"].iloc[:40]:
-        assert back.recommend(u, 10) == fitted.recommend(u, 10)
+    back = Recommender.load(path, pseudonymizer=pseudonymizer, consent=fitted.consent)
+    users = small_shop.users["user_id"].iloc[:40].tolist()
+    assert back.recommend_many(users, 10) == fitted.recommend_many(users, 10)
+    # consent is not part of the artifact: with an empty store nobody is personalized
+    empty = Recommender.load(path, pseudonymizer=pseudonymizer, consent=SQLiteConsentStore())
+    assert not any(r.personalized for r in empty.recommend_many(users, 10))
     manifest = json.loads((path / "manifest.json").read_text())
     assert manifest["pseudonymized"] and len(manifest["files"]["arrays.npz"]) == 64
 
@@ -185,10 +190,24 @@ def test_concurrent_requests_match_sequential_ones(fitted, small_shop) -> None:
     assert concurrent == sequential
 
 
-def test_scored_candidates_are_read_only(fitted, small_shop) -> None:
-    u = fitted.context_.history.users.get(fitted.key_of(active_users(small_shop)[0]))
-    scored = fitted.score_candidates(u)
-    for arr in (scored.items, scored.scores, scored.attributions):
+def test_item_lists_are_read_only() -> None:
+    from recsys.types import ItemList
+
+    lst = ItemList.from_indices(np.array([2, 0, 1]), np.array(["a", "b", "c"], dtype=object),
+                                score=np.array([0.3, 0.2, 0.1]))  # fmt: skip
+    for arr in (lst.items, lst.ids, lst.column("score")):
         with pytest.raises(ValueError, match="read-only"):
             arr[0] = arr[-1]
-    assert list(scored.scores) == sorted(scored.scores, reverse=True)
+    top = lst.take([2, 0]).with_column("stage", np.array(["ranker", "fairness"], dtype=object))
+    assert top.ids.tolist() == ["b", "c"] and top.column("score").tolist() == [0.1, 0.3]
+    assert "stage" not in lst  # the original list is unchanged
+    with pytest.raises(ValueError, match="entries"):
+        lst.with_column("bad", np.zeros(2))
+
+
+def test_blocks_and_single_requests_agree(fitted, small_shop) -> None:
+    """Many users scored together get exactly what one call per user gets."""
+    users = small_shop.users["user_id"].tolist()
+    single = [fitted.recommend(u, 10) for u in users]
+    assert fitted.recommend_many(users, 10) == single
+    assert any(r.personalized for r in single) and any(not r.personalized for r in single)

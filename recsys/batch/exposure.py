@@ -3,7 +3,8 @@
 One list cannot give every provider group its due; a campaign of many lists can. Lists are
 built one user after another; a protected group's items get a boost that grows while the
 group's share of position-discounted exposure so far is below its target and shrinks above it,
-so the campaign's share tracks the target (an integral controller on the exposure error).
+so the campaign's share tracks the target (an integral controller on the exposure error). It
+runs as the re-ranking step of the one pipeline, so every filter of a request applies here too.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from collections.abc import Iterable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
+from recsys.errors import ConfigError
+from recsys.features.context import UserState
 from recsys.recommender import Recommender
 from recsys.rerank.algorithms import position_weights
-from recsys.types import Recommendations
+from recsys.types import ItemList, Query, Recommendations, Stage
 
 
 class BatchExposureConfig(BaseModel):
@@ -36,11 +39,14 @@ class BatchExposure:
     def __init__(self, rec: Recommender, config: BatchExposureConfig | None = None) -> None:
         self.rec = rec
         self.config = config or BatchExposureConfig()
-        groups = rec.reranker_.groups
-        if self.config.group not in groups:
-            raise KeyError(f"item group {self.config.group!r} is not available for this data")
-        self.protected = groups[self.config.group]
-        in_stock = rec.context_.catalog.in_stock
+        model = rec.model_
+        if self.config.group not in model.groups:
+            raise ConfigError(
+                f"item group {self.config.group!r} is not available for this data; "
+                f"available: {sorted(model.groups)}"
+            )
+        self.protected = model.groups[self.config.group]
+        in_stock = model.ctx.catalog.in_stock
         self.target = self.config.target_share or float(self.protected[in_stock].mean())
         self.boost = 0.0
         self.exposure = np.zeros(2)  # [protected, total]
@@ -49,34 +55,31 @@ class BatchExposure:
     def share(self) -> float:
         return float(self.exposure[0] / self.exposure[1]) if self.exposure[1] else 0.0
 
-    def recommend(self, user_id: str, k: int = 10) -> Recommendations:
-        rec = self.rec
-        u = rec.context_.history.users.get(rec.key_of(user_id))
-        if u < 0 or not rec.has_consent(user_id):
-            return rec.recommend(user_id, k)  # not personalized: no fairness boost to apply
-        scored = rec.score_candidates(u)
-        n = min(len(scored.items), self.config.depth)
-        s = scored.scores[:n]
+    def __call__(self, st: UserState, ranked: ItemList, q: Query) -> ItemList:
+        """The pipeline's re-ranking step for one user, in campaign order."""
+        k = q.k
+        n = min(len(ranked), self.config.depth)
+        s = ranked.column("score")[:n]
         span = s.max() - s.min() if n else 0.0
         rel = (s - s.min()) / span if span > 0 else np.zeros(n)
-        prot = self.protected[scored.items[:n]]
-        boosted = rel + self.boost * prot
-        order = np.lexsort((np.arange(n), -boosted))[:k]
-        stages = ["ranker" if j < k else "fairness" for j in order]
+        prot = self.protected[ranked.items[:n]]
+        order = np.lexsort((np.arange(n), -(rel + self.boost * prot)))[:k]
         w = position_weights(len(order))
         self.exposure += [float((w * prot[order]).sum()), float(w.sum())]
         error = self.target - self.share
         self.boost = float(
             np.clip(self.boost + self.config.gain * error, 0.0, self.config.max_boost)
         )
-        cfg = rec.config_.rerank.model_copy(
-            update={
-                "fairness": rec.config_.rerank.fairness.model_copy(
-                    update={"group": self.config.group}
-                )
-            }
+        stage = np.array(
+            [str(Stage.RANKER if j < k else Stage.FAIRNESS) for j in order], dtype=object
         )
-        return rec.assemble(user_id, scored, order, stages, cfg)
+        return (
+            ranked.take(order)
+            .with_column("stage", stage)
+            .with_column("group", np.array([self.config.group] * len(order), dtype=object))
+        )
 
     def run(self, user_ids: Iterable[str], k: int = 10) -> dict[str, Recommendations]:
-        return {str(u): self.recommend(u, k) for u in user_ids}
+        queries = [self.rec.query(u, k) for u in user_ids]
+        lists = self.rec.recommend_many(queries, reranker=self)
+        return {q.user_id: r for q, r in zip(queries, lists, strict=True)}

@@ -17,13 +17,12 @@ def email_offers(
     A user with e-mail consent but without personalization consent (or without history) gets no
     offer either: an e-mail of generic best-sellers is not what they agreed to receive.
     """
-    rows: list[dict] = []
+    users = list(user_ids)
     report = {"offers": 0, "skipped_no_email_consent": 0, "skipped_not_personalized": 0}
-    for u in user_ids:
-        if not rec.has_consent(u, "email"):
-            report["skipped_no_email_consent"] += 1
-            continue
-        recs = rec.recommend(u, k)
+    emailable = [u for u in users if rec.has_consent(u, "email")]
+    report["skipped_no_email_consent"] = len(users) - len(emailable)
+    rows: list[dict] = []
+    for recs in rec.recommend_many(emailable, k):
         if not recs.personalized:
             report["skipped_not_personalized"] += 1
             continue

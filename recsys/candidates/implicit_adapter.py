@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Literal, Self
 
@@ -14,6 +13,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from recsys.errors import ModelFitError
+from recsys.pipeline.threads import blas_threads
 
 
 class CollaborativeConfig(BaseModel):
@@ -71,7 +71,6 @@ class ImplicitModel(BaseEstimator):
         return 10.0 if self.algorithm == "als" else 0.01
 
     def _make(self):
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         if self.algorithm == "als":
             from implicit.cpu.als import AlternatingLeastSquares
 
@@ -100,9 +99,10 @@ class ImplicitModel(BaseEstimator):
         """Fit on a users x items confidence matrix (users without events keep zero factors)."""
         if user_items.nnz == 0:
             raise ModelFitError("no interactions to learn from (after minimization and consent)")
-        model = self._make()
         try:
-            model.fit(sp.csr_matrix(user_items, dtype=np.float32), show_progress=False)
+            with blas_threads(1):  # implicit runs its own threads; BLAS inside them must not
+                model = self._make()
+                model.fit(sp.csr_matrix(user_items, dtype=np.float32), show_progress=False)
         except Exception as exc:  # implicit raises plain exceptions
             raise ModelFitError(f"{self.algorithm} failed to fit: {exc}") from exc
         uf = np.asarray(model.user_factors, dtype=np.float32)
@@ -116,10 +116,10 @@ class ImplicitModel(BaseEstimator):
         uf[empty] = 0.0
         self.user_factors_ = uf
         self.item_factors_ = itf
-        self._set_norms()
+        self.set_norms()
         return self
 
-    def _set_norms(self) -> None:
+    def set_norms(self) -> None:
         n = np.linalg.norm(self.item_factors_, axis=1, keepdims=True)
         self.item_unit_ = self.item_factors_ / np.maximum(n, 1e-9)
         Y = self.item_factors_.astype(np.float64)
@@ -179,7 +179,7 @@ class ImplicitModel(BaseEstimator):
             A = base + xu.T @ ((conf - 1.0)[:, None] * xu)
             out[i] = np.linalg.solve(A, xu.T @ conf) if len(users) else 0.0
         self.item_factors_ = out.astype(np.float32)
-        self._set_norms()
+        self.set_norms()
 
     def drop_users(self, keep: np.ndarray) -> None:
         """Keep only the user factors at indices ``keep`` (erasure)."""
@@ -193,5 +193,5 @@ class ImplicitModel(BaseEstimator):
         m = cls(**params)
         m.user_factors_ = arrays["user_factors"]
         m.item_factors_ = arrays["item_factors"]
-        m._set_norms()
+        m.set_norms()
         return m

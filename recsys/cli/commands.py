@@ -8,11 +8,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys.cli.data_args import load_from_args, pseudonymizer_from_args
+from recsys.cli.data_args import (
+    load_from_args,
+    pseudonymizer_from_args,
+    state_from_args,
+)
 from recsys.data import Dataset, load_dir
 from recsys.data.synthetic import ShopSpec, make_shop, write_shop
 from recsys.errors import ConfigError, DataValidationError
-from recsys.privacy.erasure import Tombstones
+from recsys.privacy.minimize import MinimizationReport
 
 
 def data_synth(args: argparse.Namespace) -> int:
@@ -84,15 +88,20 @@ def train(args: argparse.Namespace) -> int:
     if ds.report.n_rejected:
         print(ds.report.to_text())
     rec = Recommender(
-        config, policy=policy, pseudonymizer=pseudonymizer_from_args(args, create=True)
-    )
+        config, policy=policy, pseudonymizer=pseudonymizer_from_args(args, create=True),
+        consent=consent_from_args(args),
+    )  # fmt: skip
     now = pd.Timestamp(args.now, tz="UTC") if args.now else None
-    rec.fit(ds, now=now, erased=Tombstones(args.tombstones).read())
-    print(rec.minimization_.to_text())
-    n, pos = rec.training_examples_
-    print(f"ranker: {len(rec.features_)} features, trained on {n:,} examples ({pos:,} positive)")
+    model = rec.fit(ds, now=now).model_
+    if model.minimization:
+        print(MinimizationReport(**model.minimization).to_text())
+    t = model.training
+    print(
+        f"ranker: {len(model.feature_names)} features, trained on {t['examples']:,} examples "
+        f"({t['positives']:,} positive)"
+    )
     rec.save(args.out)
-    print(f"model written to {args.out} in {rec.fit_seconds_:.1f}s of training")
+    print(f"model written to {args.out} in {t['seconds']:.1f}s of training")
     return 0
 
 
@@ -111,22 +120,21 @@ def _read_user_ids(path: str) -> list[str]:
 def recommend(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from recsys.artifacts import read_manifest
-    from recsys.recommender import Recommender
-
-    manifest = read_manifest(Path(args.model))
-    ps = pseudonymizer_from_args(args) if manifest["pseudonymized"] else None
-    rec = Recommender.load(args.model, pseudonymizer=ps)
+    rec = _load(args)
     users = [args.user] if args.user else _read_user_ids(args.users)
     rows: list[dict] = []
     results = []
-    for u in tqdm(users, disable=len(users) < 1000, desc="recommending", unit="user"):
-        recs = rec.recommend(
-            u, args.k, exclude=args.exclude, personalized=not args.no_profiling,
-            rerank=False if args.no_rerank else None,
-        )  # fmt: skip
-        results.append(recs)
-        rows.extend(recs.to_rows())
+    step = 1024
+    with tqdm(total=len(users), disable=len(users) < 1000, desc="recommending", unit="user") as bar:
+        for start in range(0, len(users), step):
+            chunk = rec.recommend_many(
+                users[start : start + step], args.k, exclude=args.exclude,
+                personalized=not args.no_profiling, rerank=False if args.no_rerank else None,
+            )  # fmt: skip
+            for recs in chunk:
+                results.append(recs)
+                rows.extend(recs.to_rows())
+            bar.update(len(chunk))
     out = pd.DataFrame(rows)
     if args.out:
         _write_table(out, Path(args.out))
@@ -143,6 +151,22 @@ def recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def consent_from_args(args: argparse.Namespace):
+    """The shop's consent and erasure records: the SQLite database in the state directory."""
+    from recsys.privacy.consent import SQLiteConsentStore
+
+    return SQLiteConsentStore(state_from_args(args).database)
+
+
+def _load(args: argparse.Namespace):
+    """The model of ``--model``, with the key and consent store the other commands use."""
+    from recsys.model.artifacts import read_manifest
+    from recsys.recommender import Recommender
+
+    ps = pseudonymizer_from_args(args) if read_manifest(Path(args.model))["pseudonymized"] else None
+    return Recommender.load(args.model, pseudonymizer=ps, consent=consent_from_args(args))
+
+
 def _write_table(df: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
@@ -154,26 +178,27 @@ def _write_table(df: pd.DataFrame, path: Path) -> None:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from recsys.cli.data_args import DEFAULT_KEY_FILE
     from recsys.data.synthetic import END
-    from recsys.privacy.pseudonym import Pseudonymizer, new_key_file
     from recsys.recommender import Recommender
 
     spec = ShopSpec(n_users=args.users, n_items=args.items, seed=args.seed)
     ds = make_shop(spec)
     print(f"synthetic shop (seed {spec.seed}): {ds.summary()}")
-    if not DEFAULT_KEY_FILE.exists():
-        new_key_file(DEFAULT_KEY_FILE)
-    rec = Recommender(pseudonymizer=Pseudonymizer.from_file(DEFAULT_KEY_FILE)).fit(ds, now=END)
-    rep = rec.minimization_
+    state = state_from_args(args)
+    rec = Recommender(
+        pseudonymizer=pseudonymizer_from_args(args, create=True), consent=consent_from_args(args)
+    ).fit(ds, now=END)
+    model = rec.model_
+    rep = model.minimization or {}
     print(
-        f"minimized for '{rep.purpose}': kept {rep.rows_kept:,} of {rep.rows_received:,} interactions "
-        f"({rep.users_without_consent} users without consent); user ids pseudonymized"
+        f"minimized for '{model.purpose}': kept {rep.get('rows_kept', 0):,} of "
+        f"{rep.get('rows_received', 0):,} interactions ({rep.get('users_without_consent', 0)} "
+        "users without consent); user ids pseudonymized"
     )
-    n, pos = rec.training_examples_
+    t = model.training
     print(
-        f"trained in {rec.fit_seconds_:.1f}s: {len(rec.features_)} features, "
-        f"{n:,} ranker examples ({pos:,} positive)"
+        f"trained in {t['seconds']:.1f}s: {len(model.feature_names)} features, "
+        f"{t['examples']:,} ranker examples ({t['positives']:,} positive)"
     )
     out_dir = Path(args.out)
     rec.save(out_dir / "model")
@@ -182,8 +207,8 @@ def demo(args: argparse.Namespace) -> int:
     show = [u for u in consenting if active.get(u, 0) >= 10][: args.show]
     show += ds.users.loc[~ds.users["consent_personalization"], "user_id"].head(1).tolist()
     rows = []
-    for user in ds.users["user_id"]:
-        recs = rec.recommend(user, args.k)
+    for recs in rec.recommend_many(ds.users["user_id"].tolist(), args.k):
+        user = recs.user_id
         rows.extend(recs.to_rows())
         if user in show:
             label = "" if recs.personalized else " (no consent to personalization)"
@@ -196,7 +221,9 @@ def demo(args: argparse.Namespace) -> int:
     print(
         f"\n{len(out):,} recommendations for {out['user_id'].nunique():,} customers written to {path}"
     )
-    print(f"model saved to {out_dir / 'model'} (pseudonymous ids only; key in {DEFAULT_KEY_FILE})")
+    print(
+        f"model saved to {out_dir / 'model'} (pseudonymous ids only; key and consent in {state.root})"
+    )
     return 0
 
 
@@ -207,24 +234,21 @@ def forget(args: argparse.Namespace) -> int:
         print("recsys forget: give --model DIR and/or --data DIR")
         return 2
     report = erase(
-        args.user_id, pseudonymizer_from_args(args), model_dir=args.model, data_dir=args.data,
-        tombstones=Tombstones(args.tombstones),
+        args.user_id, pseudonymizer_from_args(args), consent_from_args(args),
+        model_dir=args.model, data_dir=args.data,
     )  # fmt: skip
     print(report.to_text())
     return 0
 
 
 def export(args: argparse.Namespace) -> int:
-    from recsys.artifacts import read_manifest
     from recsys.privacy.erasure import export_user
-    from recsys.recommender import Recommender
 
     model = data = None
     ps = None
     if args.model:
-        if read_manifest(Path(args.model))["pseudonymized"]:
-            ps = pseudonymizer_from_args(args)
-        model = Recommender.load(args.model, pseudonymizer=ps)
+        model = _load(args)
+        ps = model.pseudonymizer
     if args.data:
         data = load_dir(args.data, format=args.format)
     print(json.dumps(export_user(args.user_id, ps, model=model, data=data), indent=2, default=str))

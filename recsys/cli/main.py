@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from recsys import __version__
 from recsys.cli import commands
-from recsys.cli.data_args import DEFAULT_TOMBSTONES, add_data_args, add_key_arg
+from recsys.cli.data_args import add_data_args, add_key_arg
 from recsys.errors import RecsysError
 
 
@@ -52,8 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--now", metavar="DATE", help="reference time of the retention window (default: now)"
     )
-    t.add_argument("--tombstones", metavar="FILE", default=str(DEFAULT_TOMBSTONES),
-                   help="erased users to leave out (written by `recsys forget`)")  # fmt: skip
     t.set_defaults(func=commands.train)
 
     r = sub.add_parser("recommend", help="recommend for one user or every user in a file")
@@ -77,8 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("user_id", metavar="USER_ID")
     f.add_argument("--model", metavar="DIR", help="model directory to erase the user from")
     f.add_argument("--data", metavar="DIR", help="data directory whose tables to rewrite")
-    f.add_argument("--tombstones", metavar="FILE", default=str(DEFAULT_TOMBSTONES),
-                   help=f"tombstone file read by training (default {DEFAULT_TOMBSTONES})")  # fmt: skip
     f.set_defaults(func=commands.forget)
 
     x = sub.add_parser("export", help="everything stored about a user (GDPR Art. 15)")
@@ -111,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.set_defaults(func=commands.policy_check)
 
     demo = sub.add_parser("demo", help="run the main job on the embedded synthetic shop")
+    add_key_arg(demo)
     demo.add_argument("--out", default="demo-output", metavar="DIR")
     demo.add_argument("--users", type=int, default=2_000)
     demo.add_argument("--items", type=int, default=600)

@@ -191,10 +191,10 @@ class DataMapping:
             raise ConfigError(f"{name}: invalid mapping: {msgs}") from exc
         tables = {t: tuple(getattr(model, t)) for t in TABLES if getattr(model, t)}
         mapping = cls(tables, path)
-        mapping._check()
+        mapping.check()
         return mapping
 
-    def _check(self) -> None:
+    def check(self) -> None:
         for table, sources in self.tables.items():
             valid = SCHEMAS[table].names
             for i, s in enumerate(sources):

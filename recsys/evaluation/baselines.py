@@ -17,9 +17,11 @@ from recsys.data.dataset import Dataset
 from recsys.data.splits import temporal_split
 from recsys.evaluation.metrics import ndcg_values
 from recsys.features.history import History, Vocabulary
+from recsys.privacy.consent import SQLiteConsentStore
 from recsys.privacy.policy import Policy
 from recsys.recommender import Recommender
-from recsys.rerank.reranker import RerankConfig
+from recsys.rerank.stages import RerankConfig
+from recsys.types import Recommendations
 
 
 class System(Protocol):
@@ -162,7 +164,9 @@ class PipelineSystem:
         self.name = name or (
             "recsys (no re-ranking)" if rerank is False else "recsys (full, re-ranked)"
         )
-        self.recommends_rebuys = config.candidates.n_rebuy > 0
+        self.recommends_rebuys = any(
+            s.kind == "rebuy" and s.n > 0 for s in config.candidates.sources
+        )
 
     def fit(self, train: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> Self:
         ds = Dataset(interactions=train, items=items, users=users)
@@ -170,18 +174,21 @@ class PipelineSystem:
         self.unprofiled_users = set(
             users.loc[~users["consent_personalization"].astype(bool), "user_id"]
         )
-        self.model_ = Recommender(self.config, policy=self.policy).fit(
-            ds, now=train["timestamp"].max()
-        )
+        self.model_ = Recommender(
+            self.config, policy=self.policy, consent=SQLiteConsentStore.in_memory()
+        ).fit(ds, now=train["timestamp"].max())
         self.last_ = train.groupby("user_id")["timestamp"].max()
         return self
 
+    def recommend_lists(self, users: Sequence[str], k: int) -> list[Recommendations]:
+        rec = self.model_
+        queries = [rec.query(u, k, as_of=self.last_.get(u), rerank=self.rerank) for u in users]
+        return rec.recommend_many(queries)
+
     def recommend_all(self, users: Sequence[str], k: int) -> dict[str, list[str]]:
-        out = {}
-        for u in users:
-            as_of = self.last_.get(u)
-            out[str(u)] = self.model_.recommend(u, k, as_of=as_of, rerank=self.rerank).item_ids
-        return out
+        return {
+            str(u): r.item_ids for u, r in zip(users, self.recommend_lists(users, k), strict=True)
+        }
 
 
 def relevant(test: pd.DataFrame, relevant_rating: float = 4.0) -> dict[str, set[str]]:
@@ -199,8 +206,11 @@ def with_overrides(model: BaseModel, overrides: Mapping[str, Any]) -> Any:
         node = data
         *path, last = key.split(".")
         for part in path:
-            node = node[part]
-        node[last] = value
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
     return type(model).model_validate(data)
 
 

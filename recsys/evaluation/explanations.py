@@ -36,7 +36,7 @@ def explanation_metrics(
             n += 1
             with_reason += bool(r.reason.text.strip())
             if r.attributions:
-                total = rec.ranker_.expected_value + sum(v for _, v in r.attributions)
+                total = rec.model_.ranker.base + sum(v for _, v in r.attributions)
                 additivity = max(additivity, abs(total - r.score))
             if checker is not None:
                 for ev in r.reason.evidence:
@@ -48,7 +48,7 @@ def explanation_metrics(
                     cases.append((user, r.item_id, ev.item_id))
     dropped = None
     tested = 0
-    if cases and rec.context_.collab.algorithm == "als":
+    if cases and rec.model_.ctx.collab.algorithm == "als":
         rng = np.random.default_rng(seed)
         pick = rng.choice(len(cases), size=min(deletion_sample, len(cases)), replace=False)
         lower = 0

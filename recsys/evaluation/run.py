@@ -52,7 +52,7 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "als": {"factors": [64, 128, 200], "regularization": [5.0, 10.0], "alpha": [1.0, 2.0]},
     "bpr": {"factors": [64, 128], "learning_rate": [0.01, 0.05]},
     "recsys": {"ranker.max_leaf_nodes": [7, 15]},
-    "rerank": {"diversity.trade_off": [0.85, 0.95, 1.0], "fairness.proportion": [0.35, 0.4, 0.5]},
+    "rerank": {"stages.0.trade_off": [0.85, 0.95, 1.0], "stages.1.proportion": [0.35, 0.4, 0.5]},
 }
 SYSTEMS = ("popular", "item-knn", "ease", "als", "bpr", "recsys (no re-ranking)", "recsys")
 
@@ -248,8 +248,7 @@ def run_evaluation(
         m["footprint_cells"] = int(train.size)
         if isinstance(system, PipelineSystem):
             m.update(_explanations(system, users, k, cfg))
-            report = system.model_.minimization_
-            m["footprint_cells"] = int(report.cells_kept)
+            m["footprint_cells"] = int(system.model_.model_.minimization["cells_kept"])
         results[name] = m
         progress(f"evaluated {name}")
     metrics = {
@@ -277,13 +276,12 @@ def _explanations(
 
     rec = system.model_
     sample = users[:: max(1, len(users) // 200)]
-    lists = {
-        u: rec.recommend(u, k, as_of=system.last_.get(u), rerank=system.rerank) for u in sample
-    }
+    lists = dict(zip(sample, system.recommend_lists(sample, k), strict=True))
+    model = rec.model_
     md = minimize(
-        system.data_, rec.policy_, rec.purpose_, now=system.data_.interactions["timestamp"].max()
+        system.data_, model.policy, model.purpose, now=system.data_.interactions["timestamp"].max()
     )
-    checker = FactChecker(md, rec.policy_)
+    checker = FactChecker(md, model.policy)
     return {"explanations": explanation_metrics(rec, lists, checker, deletion_sample=cfg.deletion_sample,
                                                 seed=cfg.seed)}  # fmt: skip
 

@@ -1,14 +1,17 @@
 """Every sentence a customer can read, in one place (ready for translation).
 
-A template renders one :class:`~recsys.types.Evidence` fact; it returns ``None`` when the fact
-does not support a sentence (e.g. an item listed long ago is not "new").
+Each :class:`~recsys.types.Fact` has one renderer here, registered with :func:`template`; a
+renderer returns ``None`` when the fact does not support a sentence (e.g. an item listed long ago
+is not "new"). The contract tests fail when a fact has no renderer or no checker
+(:mod:`recsys.testing.facts`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
-from recsys.types import Evidence
+from recsys.types import Evidence, Fact
 
 NEW_DAYS = 90
 """An item counts as new for this many days after it was listed."""
@@ -44,11 +47,26 @@ MESSAGES: dict[str, str] = {
     "diversity": "Something different, in {category}",
     "calibration": "To match your usual mix: {category} ({count} of your last {total} items)",
     "diversity_plain": "Something different from your other picks",
+    "item_group": "A pick from a group we make sure you see",
     "not_personalized": "{text} (not personalized: {why})",
     "why_no_consent": "you chose not to receive personalized recommendations",
     "why_no_history": "we have no history for you yet",
     "why_no_profiling": "recommendations without profiling",
 }
+
+Titles = dict[str, str]
+Renderer = Callable[[Evidence, Titles], str | None]
+RENDERERS: dict[Fact, Renderer] = {}
+
+
+def template(fact: Fact) -> Callable[[Renderer], Renderer]:
+    """Register the renderer of ``fact``."""
+
+    def register(fn: Renderer) -> Renderer:
+        RENDERERS[fact] = fn
+        return fn
+
+    return register
 
 
 def day(iso: str) -> str:
@@ -61,49 +79,100 @@ def plural(n: int, one: str, many: str) -> str:
     return f"{n:,} {one if n == 1 else many}"
 
 
-def render(ev: Evidence, titles: dict[str, str]) -> str | None:
+def _item(ev: Evidence, titles: Titles) -> str:
+    return titles.get(ev.item_id or "", ev.item_id or "")
+
+
+@template(Fact.CHOSEN_TOGETHER)
+def _chosen_together(ev: Evidence, titles: Titles) -> str:
+    return MESSAGES["chosen_together"].format(
+        customers=plural(ev.count or 0, "customer", "customers"),
+        item=_item(ev, titles),
+        did=YOU_DID_IT[ev.event or "view"],
+        date=day(ev.date or ""),
+    )
+
+
+@template(Fact.SIMILAR_TO)
+def _similar_to(ev: Evidence, titles: Titles) -> str:
+    return MESSAGES["similar_to"].format(
+        item=_item(ev, titles), did=YOU_DID[ev.event or "view"], date=day(ev.date or "")
+    )
+
+
+@template(Fact.TASTE_PROFILE)
+def _taste(ev: Evidence, titles: Titles) -> str:
+    return MESSAGES["taste_profile"].format(count=ev.count)
+
+
+@template(Fact.CATEGORY_SHARE)
+def _category_share(ev: Evidence, titles: Titles) -> str:
+    return MESSAGES["category_share"].format(category=ev.category, count=ev.count, total=ev.total)
+
+
+@template(Fact.BRAND_SHARE)
+def _brand_share(ev: Evidence, titles: Titles) -> str:
+    return MESSAGES["brand_share"].format(brand=ev.brand, count=ev.count, total=ev.total)
+
+
+@template(Fact.USUAL_PRICE)
+def _usual_price(ev: Evidence, titles: Titles) -> str:
+    return MESSAGES["usual_price"].format(value=ev.value)
+
+
+@template(Fact.BOUGHT_BEFORE)
+def _bought_before(ev: Evidence, titles: Titles) -> str:
+    return MESSAGES["bought_before"].format(date=day(ev.date or ""))
+
+
+@template(Fact.TRENDING)
+def _trending(ev: Evidence, titles: Titles) -> str | None:
+    if not ev.count:
+        return None
+    return MESSAGES["trending"].format(
+        did=SHOP_DID[ev.event or "view"],
+        times="once" if ev.count == 1 else f"{ev.count:,} times",
+        window_days=ev.window_days,
+        date=day(ev.date or ""),
+    )
+
+
+@template(Fact.CUSTOMERS)
+def _customers(ev: Evidence, titles: Titles) -> str:
+    customers = plural(ev.count or 0, "customer", "customers")
+    if ev.event:
+        return MESSAGES["customers_event"].format(
+            Did=SHOP_DID[ev.event].capitalize(), customers=customers
+        )
+    return MESSAGES["customers"].format(customers=customers)
+
+
+@template(Fact.AVERAGE_RATING)
+def _average_rating(ev: Evidence, titles: Titles) -> str:
+    return MESSAGES["average_rating"].format(
+        value=ev.value, customers=plural(ev.count or 0, "customer", "customers")
+    )
+
+
+@template(Fact.LISTED)
+def _listed(ev: Evidence, titles: Titles) -> str | None:
+    if ev.window_days is None or not 0 <= ev.window_days <= NEW_DAYS:
+        return None
+    return MESSAGES["listed"].format(date=day(ev.date or ""))
+
+
+@template(Fact.DIVERSITY)
+def _diversity(ev: Evidence, titles: Titles) -> str:
+    if ev.category:
+        return MESSAGES["diversity"].format(category=ev.category)
+    return MESSAGES["diversity_plain"]
+
+
+@template(Fact.ITEM_GROUP)
+def _item_group(ev: Evidence, titles: Titles) -> str:
+    return MESSAGES["item_group"]
+
+
+def render(ev: Evidence, titles: Titles) -> str | None:
     """One sentence for one fact; ``titles`` maps item ids to names."""
-    f = ev.fact
-    item = titles.get(ev.item_id or "", ev.item_id or "")
-    if f == "chosen_together":
-        return MESSAGES[f].format(
-            customers=plural(ev.count or 0, "customer", "customers"),
-            item=item,
-            did=YOU_DID_IT[ev.event or "view"],
-            date=day(ev.date or ""),
-        )
-    if f == "similar_to":
-        return MESSAGES[f].format(
-            item=item, did=YOU_DID[ev.event or "view"], date=day(ev.date or "")
-        )
-    if f in ("category_share", "brand_share", "taste_profile"):
-        return MESSAGES[f].format(**ev.to_dict())
-    if f == "usual_price":
-        return MESSAGES[f].format(value=ev.value)
-    if f == "bought_before":
-        return MESSAGES[f].format(date=day(ev.date or ""))
-    if f == "trending":
-        if not ev.count:
-            return None
-        return MESSAGES[f].format(
-            did=SHOP_DID[ev.event or "view"],
-            times="once" if ev.count == 1 else f"{ev.count:,} times",
-            window_days=ev.window_days,
-            date=day(ev.date or ""),
-        )
-    if f == "customers":
-        customers = plural(ev.count or 0, "customer", "customers")
-        if ev.event:
-            return MESSAGES["customers_event"].format(
-                Did=SHOP_DID[ev.event].capitalize(), customers=customers
-            )
-        return MESSAGES[f].format(customers=customers)
-    if f == "average_rating":
-        return MESSAGES[f].format(
-            value=ev.value, customers=plural(ev.count or 0, "customer", "customers")
-        )
-    if f == "listed":
-        if ev.window_days is None or not 0 <= ev.window_days <= NEW_DAYS:
-            return None
-        return MESSAGES[f].format(date=day(ev.date or ""))
-    return None
+    return RENDERERS[ev.fact](ev, titles)

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from recsys.candidates.implicit_adapter import ImplicitModel
 from recsys.data.schema import EVENTS
 from recsys.features.history import DAY, EVENT_CODE, EVENT_WEIGHT, Catalog, History
+from recsys.features.stats import Cooccurrence
 
 SIGNAL_ORDER = ("purchase", "rating", "cart", "view")
 """The strongest event type a data set has is the one shop-wide counts (trending) count."""
@@ -23,6 +24,8 @@ TRENDING_DAYS = 30
 REBUY_MIN_BUYERS = 3
 REBUY_MIN_SHARE = 0.1
 RATING_PRIOR_WEIGHT = 10.0
+MAX_NEIGHBORS = 500
+"""Co-occurrence neighbours kept per item (the largest counts)."""
 
 
 @dataclass
@@ -32,7 +35,21 @@ class FeatureContext:
     history: History
     catalog: Catalog
     collab: ImplicitModel
+    cooc: Cooccurrence | None = None
+    """Precomputed at fit time (built on first use when not given)."""
     _trend_cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.cooc is None:
+            self.cooc = Cooccurrence.build(self.user_items, MAX_NEIGHBORS)
+
+    def __getstate__(self) -> dict:
+        # derived caches are rebuilt where the context lands (a worker process)
+        return {k: self.__dict__[k] for k in ("history", "catalog", "collab", "cooc")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._trend_cache = {}
 
     # --- shop-wide counts -------------------------------------------------------------------
     @cached_property
@@ -124,6 +141,22 @@ class FeatureContext:
         """The newest event time: the model's 'now' when no request time is given."""
         return int(self.history.ts.max()) if len(self.history.ts) else 0
 
+    @cached_property
+    def item_factors64(self) -> np.ndarray:
+        """Item factors in float64: a user's scores come out the same whether computed alone
+        or in a block (the products are exact; float32 sums would depend on the BLAS kernel)."""
+        return self.collab.item_factors_.astype(np.float64)
+
+    @cached_property
+    def brand_codes(self) -> tuple[np.ndarray, int]:
+        """Per item, its brand's code (-1: no brand); and the number of brands."""
+        b = self.catalog.brand
+        if b is None:
+            return np.full(len(self.catalog.items), -1, dtype=np.int64), 0
+        names, codes = np.unique(b.astype(str), return_inverse=True)
+        codes = np.where(b == "", -1, codes).astype(np.int64)
+        return codes, len(names)
+
     # --- one user ---------------------------------------------------------------------------
     def user_state(
         self, u: int, as_of: int | None = None, *, drop: np.ndarray | None = None
@@ -144,35 +177,34 @@ class UserState:
     last_ts: np.ndarray
     """When each of ``items`` was last touched."""
     last_event: np.ndarray
-    collab: np.ndarray
-    """Collaborative score of every item."""
-    collab_mean: float
-    collab_std: float
+    vector: np.ndarray
+    """The user's collaborative factor (zeros without history)."""
     category_counts: np.ndarray
     brand_counts: dict[str, int]
     price_median: float
     last_purchase: dict[int, int]
     cache: dict = field(default_factory=dict, repr=False)
-    """Per-request memo shared by features and evidence (e.g. co-occurrence rows)."""
+    """Per-request memo shared by evidence functions (e.g. the collaborative explainer)."""
 
     @classmethod
     def build(
         cls, ctx: FeatureContext, u: int, as_of: int, drop: np.ndarray | None = None
     ) -> UserState:
         h = ctx.history
+        collab = ctx.collab
         if u >= 0:
             s = h.span(u)
             items_all, ts_all, ev_all = h.item[s], h.ts[s], h.event[s]
-            scores = ctx.collab.scores(u)
+            vector = collab.user_factors_[u]
             if drop is not None:
                 keep = ~np.isin(items_all, drop)
                 items_all, ts_all, ev_all = items_all[keep], ts_all[keep], ev_all[keep]
                 hist = np.unique(items_all)
                 conf = np.asarray(ctx.confidence[u, hist].toarray()).ravel()
-                scores = ctx.collab.item_factors_ @ ctx.collab.user_vector(hist, conf)
+                vector = collab.user_vector(hist, conf)
         else:
             items_all = ts_all = ev_all = np.empty(0, dtype=np.int64)
-            scores = np.zeros(len(ctx.catalog.items), dtype=np.float32)
+            vector = np.zeros(collab.item_factors_.shape[1], dtype=np.float32)
         rev_items, rev_ts, rev_ev = items_all[::-1], ts_all[::-1], ev_all[::-1]
         _, first = np.unique(rev_items, return_index=True)
         first = np.sort(first)
@@ -191,16 +223,13 @@ class UserState:
         price = np.nanmedian(cat.price[items]) if cat.price is not None and len(items) else np.nan
         bought = ev_all == EVENT_CODE["purchase"]
         last_purchase = dict(zip(items_all[bought].tolist(), ts_all[bought].tolist(), strict=True))
-        std = float(scores.std())
         return cls(
             u=u,
             as_of=as_of,
             items=items,
             last_ts=rev_ts[first],
             last_event=rev_ev[first],
-            collab=scores,
-            collab_mean=float(scores.mean()),
-            collab_std=std if std > 0 else 1.0,
+            vector=vector,
             category_counts=cc,
             brand_counts=brands,
             price_median=float(price) if np.isfinite(price) else np.nan,
@@ -218,4 +247,34 @@ class UserState:
         return EVENTS[int(self.last_event[k])]
 
 
-__all__ = ["EVENT_WEIGHT", "FeatureContext", "UserState"]
+@dataclass
+class UserBlock:
+    """Several users scored together: one matrix product gives every collaborative score."""
+
+    states: list[UserState]
+    scores: np.ndarray
+    """Users x items collaborative scores (float32)."""
+    mean: np.ndarray
+    std: np.ndarray
+    cache: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(cls, ctx: FeatureContext, states: list[UserState]) -> UserBlock:
+        if states:
+            V = np.stack([st.vector for st in states]).astype(np.float64)
+            scores = (V @ ctx.item_factors64.T).astype(np.float32)
+        else:
+            scores = np.zeros((0, len(ctx.catalog.items)), dtype=np.float32)
+        mean = scores.mean(axis=1, dtype=np.float64)
+        std = scores.std(axis=1, dtype=np.float64)
+        return cls(states, scores, mean, np.where(std > 0, std, 1.0))
+
+    def __len__(self) -> int:
+        return len(self.states)
+
+    @property
+    def as_of(self) -> np.ndarray:
+        return np.array([st.as_of for st in self.states], dtype=np.int64)
+
+
+__all__ = ["EVENT_WEIGHT", "FeatureContext", "UserBlock", "UserState"]

@@ -12,12 +12,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recsys.features.context import RATING_PRIOR_WEIGHT, TRENDING_DAYS, FeatureContext, UserState
+from recsys.features.context import (
+    RATING_PRIOR_WEIGHT,
+    TRENDING_DAYS,
+    FeatureContext,
+    UserBlock,
+    UserState,
+)
 from recsys.features.history import DAY
 from recsys.privacy.policy import Policy, ProtectedAttributeError
 from recsys.types import Evidence
 
-Compute = Callable[[FeatureContext, UserState, np.ndarray], np.ndarray]
+Compute = Callable[[FeatureContext, UserBlock, np.ndarray, np.ndarray], np.ndarray]
+"""``(ctx, block, row_user, cand) -> values``: one value per candidate row; ``row_user[r]`` is the
+position in ``block`` of the user that row ``r`` belongs to. Features are computed for every
+candidate of a block of users at once, so a request and a batch run the same code."""
 Explain = Callable[[FeatureContext, UserState, int], tuple[Evidence, ...]]
 
 
@@ -52,27 +61,28 @@ def _chose(ctx: FeatureContext, st: UserState, item: int, **kw) -> Evidence:
     )
 
 
+def _segments(row_user: np.ndarray) -> list[tuple[int, slice]]:
+    """``(user position, rows)`` for each user's run of rows (rows are grouped by user)."""
+    if not len(row_user):
+        return []
+    cut = np.flatnonzero(np.diff(row_user)) + 1
+    starts = np.concatenate([[0], cut])
+    ends = np.concatenate([cut, [len(row_user)]])
+    return [(int(row_user[s]), slice(int(s), int(e))) for s, e in zip(starts, ends, strict=True)]
+
+
 # --- collaborative ------------------------------------------------------------------------------
-def collab_z(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
-    return (st.collab[cand] - st.collab_mean) / st.collab_std
+def collab_z(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
+    return (b.scores[row_user, cand] - b.mean[row_user]) / b.std[row_user]
 
 
-def collab_raw(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
-    return st.collab[cand].astype(float)
+def collab_raw(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
+    return b.scores[row_user, cand].astype(float)
 
 
-def cooccurrence(
-    ctx: FeatureContext, j: int, cand: np.ndarray, st: UserState | None = None
-) -> np.ndarray:
-    """Customers who chose both item ``j`` and each candidate (memoized per request)."""
-    key = ("cooc", int(j))
-    row = st.cache.get(key) if st is not None else None
-    if row is None:
-        users = ctx.item_users.indices[ctx.item_users.indptr[j] : ctx.item_users.indptr[j + 1]]
-        row = np.bincount(ctx.user_items[users].indices, minlength=len(ctx.catalog.items))
-        if st is not None:
-            st.cache[key] = row
-    return row[cand].astype(float)
+def cooccurrence(ctx: FeatureContext, j: int, cand: np.ndarray) -> np.ndarray:
+    """Customers who chose both item ``j`` and each candidate (the precomputed table)."""
+    return ctx.cooc.lookup(int(j), np.asarray(cand))
 
 
 def collab_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
@@ -89,61 +99,78 @@ def collab_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evid
             break
         if hist[k] == item:
             continue
-        together = int(cooccurrence(ctx, int(hist[k]), np.array([item]), st)[0])
+        together = int(cooccurrence(ctx, int(hist[k]), np.array([item]))[0])
         if together > 0:
             return (_chose(ctx, st, int(hist[k]), fact="chosen_together", count=together),)
     return (Evidence(fact="taste_profile", count=st.n_items),)
 
 
 # --- similarity to what the user did last -------------------------------------------------------
-def _sim(ctx: FeatureContext, st: UserState, cand: np.ndarray, n: int) -> np.ndarray:
-    r = st.recent(n)
-    if not len(r):
-        return np.full((len(cand), 1), np.nan)
+def _sim10(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
+    """Rows x 10: cosine of each candidate to the user's 10 most recent items (NaN padded)."""
+    key = ("sim10", id(row_user), id(cand))
+    hit = b.cache.get(key)
+    if hit is not None:
+        return hit
     unit = ctx.collab.item_unit_
-    return unit[cand] @ unit[r].T
+    out = np.full((len(cand), 10), np.nan)
+    for pos, rows in _segments(row_user):
+        r = b.states[pos].recent(10)
+        if len(r):
+            out[rows, : len(r)] = unit[cand[rows]] @ unit[r].T
+    b.cache[key] = out
+    return out
 
 
-def sim_recent3(ctx, st, cand):
-    return _sim(ctx, st, cand, 3).mean(axis=1)
+def sim_recent3(ctx, b, row_user, cand):
+    return _nanmean(_sim10(ctx, b, row_user, cand)[:, :3])
 
 
-def sim_max10(ctx, st, cand):
-    return _sim(ctx, st, cand, 10).max(axis=1)
+def sim_max10(ctx, b, row_user, cand):
+    s = _sim10(ctx, b, row_user, cand)
+    empty = np.isnan(s).all(axis=1)
+    return np.where(empty, np.nan, np.nanmax(np.where(empty[:, None], 0.0, s), axis=1))
 
 
-def sim_mean10(ctx, st, cand):
-    return _sim(ctx, st, cand, 10).mean(axis=1)
+def sim_mean10(ctx, b, row_user, cand):
+    return _nanmean(_sim10(ctx, b, row_user, cand))
+
+
+def _nanmean(s: np.ndarray) -> np.ndarray:
+    n = (~np.isnan(s)).sum(axis=1)
+    total = np.where(np.isnan(s), 0.0, s).sum(axis=1)
+    return np.where(n > 0, total / np.maximum(n, 1), np.nan)
 
 
 def similar_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
     if st.n_items == 0:
         return ()
     recent = st.recent(10)
-    s = np.where(recent == item, -np.inf, _sim(ctx, st, np.array([item]), 10)[0])
+    unit = ctx.collab.item_unit_
+    s = np.where(recent == item, -np.inf, unit[recent] @ unit[item])
     if not np.isfinite(s).any():
         return ()
     return (_chose(ctx, st, int(recent[int(np.argmax(s))]), fact="similar_to"),)
 
 
-def cooc_recent3(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
-    r = st.recent(3)
-    if not len(r):
-        return np.full(len(cand), np.nan)
+def cooc_recent3(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
+    out = np.full(len(cand), np.nan)
     cust = ctx.customers
-    cols = [
-        cooccurrence(ctx, int(j), cand, st) / np.sqrt((cust[cand] + 1) * (cust[j] + 1)) for j in r
-    ]
-    return np.mean(cols, axis=0)
+    for pos, rows in _segments(row_user):
+        r = b.states[pos].recent(3)
+        if not len(r):
+            continue
+        c = cand[rows]
+        cols = [cooccurrence(ctx, int(j), c) / np.sqrt((cust[c] + 1) * (cust[j] + 1)) for j in r]
+        out[rows] = np.mean(cols, axis=0)
+    return out
 
 
 def cooc_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
     r = st.recent(3)
     if not len(r):
         return ()
-    counts = [
-        0 if j == item else int(cooccurrence(ctx, int(j), np.array([item]), st)[0]) for j in r
-    ]
+    counts = [0 if j == item else int(cooccurrence(ctx, int(j), np.array([item]))[0]) for j in r]
     k = int(np.argmax(counts))
     if counts[k] == 0:
         return ()
@@ -151,12 +178,16 @@ def cooc_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Eviden
 
 
 # --- the user's own habits ----------------------------------------------------------------------
-def category_affinity(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
-    if st.n_items == 0:
-        return np.zeros(len(cand))
+def category_affinity(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
+    n = np.array([st.n_items for st in b.states], dtype=float)
+    share = np.stack([st.category_counts for st in b.states]) / np.maximum(n, 1)[:, None]
     ic = ctx.catalog.item_categories[cand]
-    share = ic.multiply(st.category_counts[None, :] / st.n_items).tocsr()
-    return share.max(axis=1).toarray().ravel()
+    per_nnz = share[np.repeat(row_user, np.diff(ic.indptr)), ic.indices]
+    out = np.zeros(len(cand))
+    has = np.diff(ic.indptr) > 0
+    if per_nnz.size:
+        out[has] = np.maximum.reduceat(per_nnz, ic.indptr[:-1][has])
+    return np.where(n[row_user] > 0, np.maximum(out, 0.0), 0.0)
 
 
 def category_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
@@ -175,10 +206,18 @@ def category_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Ev
     )
 
 
-def brand_affinity(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
-    if st.n_items == 0 or ctx.catalog.brand is None:
+def brand_affinity(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
+    codes, n_brands = ctx.brand_codes
+    if n_brands == 0:
         return np.zeros(len(cand))
-    return np.array([st.brand_counts.get(b, 0) for b in ctx.catalog.brand[cand]]) / st.n_items
+    counts = np.zeros((len(b), n_brands))
+    for pos, st in enumerate(b.states):
+        c = codes[st.items]
+        counts[pos] = np.bincount(c[c >= 0], minlength=n_brands)
+    n = np.array([st.n_items for st in b.states], dtype=float)
+    cc = codes[cand]
+    val = np.where(cc >= 0, counts[row_user, np.maximum(cc, 0)], 0.0)
+    return np.where(n[row_user] > 0, val / np.maximum(n[row_user], 1), 0.0)
 
 
 def brand_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
@@ -189,11 +228,14 @@ def brand_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evide
     return (Evidence(fact="brand_share", brand=str(b), count=n, total=st.n_items),)
 
 
-def price_fit(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
+def price_fit(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
     p = ctx.catalog.price
-    if p is None or not np.isfinite(st.price_median) or st.price_median <= 0:
+    med = np.array([st.price_median for st in b.states], dtype=float)[row_user]
+    if p is None:
         return np.full(len(cand), np.nan)
-    return -np.abs(np.log(np.maximum(p[cand], 0.01)) - np.log(st.price_median))
+    ok = np.isfinite(med) & (med > 0)
+    val = -np.abs(np.log(np.maximum(p[cand], 0.01)) - np.log(np.where(ok, med, 1.0)))
+    return np.where(ok, val, np.nan)
 
 
 def price_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
@@ -202,10 +244,15 @@ def price_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evide
     return (Evidence(fact="usual_price", value=round(float(st.price_median), 2), total=st.n_items),)
 
 
-def repeat_cycle(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
+def repeat_cycle(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
     _, gaps = ctx.rebuy
-    last = np.array([st.last_purchase.get(int(i), np.nan) for i in cand], dtype=float)
-    return (st.as_of - last) / DAY / np.where(np.isfinite(gaps[cand]), gaps[cand], 30.0)
+    last = np.full(len(cand), np.nan)
+    for pos, rows in _segments(row_user):
+        lp = b.states[pos].last_purchase
+        if lp:
+            last[rows] = [lp.get(int(i), np.nan) for i in cand[rows]]
+    as_of = b.as_of[row_user]
+    return (as_of - last) / DAY / np.where(np.isfinite(gaps[cand]), gaps[cand], 30.0)
 
 
 def repeat_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
@@ -223,9 +270,12 @@ def repeat_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evid
 
 
 # --- the shop -----------------------------------------------------------------------------------
-def trending(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
-    counts, _ = ctx.trending(st.as_of)
-    return np.log1p(counts[cand])
+def trending(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
+    out = np.empty(len(cand))
+    for pos, rows in _segments(row_user):
+        counts, _ = ctx.trending(b.states[pos].as_of)
+        out[rows] = np.log1p(counts[cand[rows]])
+    return out
 
 
 def trending_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
@@ -244,7 +294,7 @@ def trending_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Ev
     )
 
 
-def popularity(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
+def popularity(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
     return np.log1p(ctx.customers[cand])
 
 
@@ -253,7 +303,7 @@ def popularity_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[
     return (Evidence(fact="customers", count=int(ctx.customers[item]), event=only),)
 
 
-def average_rating(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
+def average_rating(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
     s, c, mean = ctx.rating_stats
     return (s[cand] + mean * RATING_PRIOR_WEIGHT) / (c[cand] + RATING_PRIOR_WEIGHT)
 
@@ -269,8 +319,8 @@ def rating_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evid
     )
 
 
-def item_age(ctx: FeatureContext, st: UserState, cand: np.ndarray) -> np.ndarray:
-    return (st.as_of - ctx.catalog.created[cand]) / DAY
+def item_age(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
+    return (b.as_of[row_user] - ctx.catalog.created[cand]) / DAY
 
 
 def age_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
@@ -357,9 +407,15 @@ def select_features(
 
 
 def feature_matrix(
-    ctx: FeatureContext, st: UserState, cand: np.ndarray, features: Sequence[Feature]
+    ctx: FeatureContext,
+    block: UserBlock,
+    row_user: np.ndarray,
+    cand: np.ndarray,
+    features: Sequence[Feature],
 ) -> np.ndarray:
+    """One row per candidate of a block of users, one column per feature."""
     X = np.empty((len(cand), len(features)))
     for j, f in enumerate(features):
-        X[:, j] = f.compute(ctx, st, cand)
+        X[:, j] = f.compute(ctx, block, row_user, cand)
+    block.cache.clear()
     return X

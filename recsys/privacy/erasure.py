@@ -1,8 +1,9 @@
 """The right to erasure and the right of access, for a model directory and a data directory.
 
-Erasure removes the user from the stored data tables, from the model (history, user factor,
-consent record; the touched items' factors re-solved), and records a tombstone holding only the
-pseudonym so the next training run leaves the user out. recsys keeps no request logs.
+Erasure first records a tombstone (the pseudonym only) in the consent store, so a crash part-way
+can never let the next training run re-learn the customer; then it removes their consent record,
+their place in the model (history, user factor; the touched items' factors re-solved) and their
+rows in the stored data tables. recsys keeps no request logs.
 """
 
 from __future__ import annotations
@@ -17,28 +18,8 @@ import pandas as pd
 
 from recsys.data.loaders import TABLES
 from recsys.errors import DataValidationError
+from recsys.privacy.consent import ConsentStore
 from recsys.privacy.pseudonym import Pseudonymizer
-
-
-class Tombstones:
-    """Pseudonyms of erased users, one per line; read by training to leave them out."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def read(self) -> set[str]:
-        if not self.path.exists():
-            return set()
-        return {line.strip() for line in self.path.read_text().splitlines() if line.strip()}
-
-    def add(self, pseudonym: str) -> None:
-        if pseudonym in self.read():
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as f:
-            f.write(pseudonym + "\n")
-            f.flush()
-            os.fsync(f.fileno())
 
 
 @dataclass
@@ -101,24 +82,26 @@ def erase_from_data_dir(directory: str | Path, user_id: str) -> dict[str, int]:
 def forget(
     user_id: str,
     pseudonymizer: Pseudonymizer,
+    store: ConsentStore,
     *,
     model_dir: str | Path | None = None,
     data_dir: str | Path | None = None,
-    tombstones: Tombstones | None = None,
 ) -> ErasureReport:
     """Erase ``user_id`` everywhere recsys stores it; the report names only the pseudonym."""
-    from recsys.recommender import Recommender
+    from recsys.model.artifacts import load_model, save_model
 
     report = ErasureReport(pseudonymizer(str(user_id)))
+    store.mark_erased(report.pseudonym)
+    report.tombstone = "the consent store"
+    report.model["consent_records"] = int(store.delete(report.pseudonym))
     if model_dir is not None:
-        rec = Recommender.load(model_dir, pseudonymizer=pseudonymizer)
-        report.model = rec.forget(user_id)
-        rec.save(model_dir)
+        model, removed = load_model(Path(model_dir), pseudonymizer=pseudonymizer).without_user(
+            report.pseudonym
+        )
+        report.model.update(removed)
+        save_model(model, Path(model_dir))
     if data_dir is not None:
         report.data_rows = erase_from_data_dir(data_dir, user_id)
-    if tombstones is not None:
-        tombstones.add(report.pseudonym)
-        report.tombstone = str(tombstones.path)
     return report
 
 
@@ -133,7 +116,7 @@ def export_user(
     key = pseudonymizer(str(user_id)) if pseudonymizer else str(user_id)
     out: dict[str, Any] = {"user_id": str(user_id), "pseudonym": key}
     if model is not None:
-        ctx = model.context_
+        ctx = model.model_.ctx
         u = ctx.history.users.get(key)
         events = []
         if u >= 0:
@@ -151,11 +134,10 @@ def export_user(
                         **({"value": float(val)} if np.isfinite(val) else {}),
                     }
                 )
-        p, e = model._consent.get(key, (False, False))
         out["model"] = {
             "events": events,
-            "consent_personalization": p,
-            "consent_email": e,
+            "consent_personalization": model.has_consent(user_id),
+            "consent_email": model.has_consent(user_id, "email"),
             "learned_taste_vector": (
                 f"{ctx.collab.user_factors_.shape[1]} numbers learned from these events"
                 if u >= 0

@@ -44,12 +44,15 @@ def recommend_all_args(d: Path, out: str) -> list[str]:
 def test_train_then_recommend_every_user(
     shop_files: Path, tmp_path: Path, monkeypatch, capsys
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # the default key file is created here, outside the model
+    monkeypatch.chdir(tmp_path)
+    state = tmp_path / "state"  # a shop's state directory, outside every model directory
+    monkeypatch.setenv("RECSYS_STATE_DIR", str(state))
     d = shop_files
     assert main(train_args(d, "model/")) == 0
     out = capsys.readouterr().out
     assert "created a pseudonymization key" in out and "model written to model/" in out
     assert not any("key" in p.name for p in Path("model").iterdir())
+    assert (state / "pseudonym.key").exists() and (state / "state.sqlite").exists()
     assert main([*recommend_all_args(d, "recs.csv"), "--k", "10"]) == 0
     recs = pd.read_csv("recs.csv", dtype={"user_id": str, "item_id": str})
     assert {"user_id", "item_id", "rank", "score", "reason"} <= set(recs.columns)

@@ -56,7 +56,7 @@ def test_only_positive_attributions_are_named(fitted, small_shop) -> None:
 def test_scores_are_base_plus_attributions(fitted, small_shop) -> None:
     u = small_shop.users["user_id"].iloc[5]
     for r in fitted.recommend(u, 10):
-        total = fitted.ranker_.expected_value + sum(v for _, v in r.attributions)
+        total = fitted.model_.ranker.base + sum(v for _, v in r.attributions)
         assert abs(total - r.score) < 1e-9
 
 

@@ -12,7 +12,8 @@ import pytest
 from recsys.cli.main import main
 from recsys.data import write_dataset
 from recsys.data.synthetic import END
-from recsys.privacy.erasure import Tombstones, export_user, forget
+from recsys.privacy.consent import SQLiteConsentStore
+from recsys.privacy.erasure import export_user, forget
 from recsys.recommender import Recommender
 from tests.conftest import KEY
 
@@ -41,37 +42,52 @@ def test_forget_leaves_no_trace_in_any_artifact_file(
     user = heavy_user(small_shop)
     pseudonym = pseudonymizer(user)
     needles = encodings(user) + encodings(pseudonym)
-    rec = Recommender(pseudonymizer=pseudonymizer).fit(small_shop, now=END)
+    store = SQLiteConsentStore(tmp_path / "state.sqlite")
+    rec = Recommender(pseudonymizer=pseudonymizer, consent=store).fit(small_shop, now=END)
     model = rec.save(tmp_path / "model")
     data = tmp_path / "data"
     write_dataset(small_shop, data)
     assert files_mention(model, encodings(pseudonym))  # the check can fail: the id is there now
-    others_before = rec.context_.collab.user_factors_.copy()
+    others_before = rec.model_.ctx.collab.user_factors_.copy()
 
-    tomb = Tombstones(tmp_path / "tombstones.txt")
-    report = forget(user, pseudonymizer, model_dir=model, data_dir=data, tombstones=tomb)
+    report = forget(user, pseudonymizer, store, model_dir=model, data_dir=data)
     assert report.model["events"] > 0 and report.model["items_resolved"] > 0
     assert sum(report.data_rows.values()) > 0
     assert user not in report.to_text()
     assert files_mention(model, needles) == []
     assert files_mention(data, needles) == []
-    assert tomb.read() == {pseudonym}  # the tombstone holds the pseudonym only
-    assert user.encode() not in tomb.path.read_bytes()
+    assert store.erased() == {pseudonym}  # the tombstone holds the pseudonym only
+    assert files_mention(tmp_path, encodings(user)) == []  # nor is the raw id anywhere else
+    assert not store.get_many([pseudonym])  # the consent record is gone
 
-    after = Recommender.load(model, pseudonymizer=pseudonymizer)
+    after = Recommender.load(model, pseudonymizer=pseudonymizer, consent=store)
     assert not after.recommend(user).personalized
     # other users keep their factors; only the erased row is gone
-    u = rec.context_.history.users.get(pseudonym)
-    assert np.array_equal(np.delete(others_before, u, axis=0), after.context_.collab.user_factors_)
+    u = rec.model_.ctx.history.users.get(pseudonym)
+    assert np.array_equal(
+        np.delete(others_before, u, axis=0), after.model_.ctx.collab.user_factors_
+    )
 
 
 def test_next_training_leaves_erased_users_out(small_shop, pseudonymizer) -> None:
     user = heavy_user(small_shop)
-    rec = Recommender(pseudonymizer=pseudonymizer).fit(
+    rec = Recommender(pseudonymizer=pseudonymizer, consent=SQLiteConsentStore.in_memory()).fit(
         small_shop, now=END, erased={pseudonymizer(user)}
     )
-    assert rec.context_.history.users.get(pseudonymizer(user)) == -1
-    assert rec.minimization_.removed_by_erasure > 0
+    assert rec.model_.ctx.history.users.get(pseudonymizer(user)) == -1
+    assert rec.model_.minimization["removed_by_erasure"] > 0
+
+
+def test_erasure_recorded_in_the_store_is_honoured_by_the_next_training(
+    small_shop, pseudonymizer, tmp_path: Path
+) -> None:
+    store = SQLiteConsentStore(tmp_path / "state.sqlite")
+    rec = Recommender(pseudonymizer=pseudonymizer, consent=store).fit(small_shop, now=END)
+    user = heavy_user(small_shop)
+    rec.forget(user)
+    assert not rec.recommend(user).personalized
+    again = Recommender(pseudonymizer=pseudonymizer, consent=store).fit(small_shop, now=END)
+    assert again.model_.ctx.history.users.get(pseudonymizer(user)) == -1
 
 
 def test_resolved_items_come_close_to_retraining(small_shop, pseudonymizer) -> None:
@@ -80,27 +96,30 @@ def test_resolved_items_come_close_to_retraining(small_shop, pseudonymizer) -> N
 
     user = heavy_user(small_shop)
     p = pseudonymizer(user)
-    rec = Recommender(pseudonymizer=pseudonymizer).fit(small_shop, now=END)
-    h = rec.context_.history
+    rec = Recommender(pseudonymizer=pseudonymizer, consent=SQLiteConsentStore.in_memory()).fit(
+        small_shop, now=END
+    )
+    h = rec.model_.ctx.history
     touched = np.unique(h.item[h.span(h.users.get(p))])
-    original = rec.context_.collab.item_factors_[touched].copy()
+    original = rec.model_.ctx.collab.item_factors_[touched].copy()
     rec.forget(user)
     retrained = [
         Recommender(
             RecommenderConfig.model_validate({"collaborative": {"random_state": seed}}),
             pseudonymizer=pseudonymizer,
+            consent=SQLiteConsentStore.in_memory(),
         ).fit(small_shop, now=END, erased={p})
         for seed in (0, 1)
     ]
 
     def scores(r: Recommender) -> np.ndarray:
-        c = r.context_.collab
+        c = r.model_.ctx.collab
         return c.user_factors_ @ c.item_factors_[touched].T
 
     def rel(a: np.ndarray, b: np.ndarray) -> float:
         return float(np.abs(a - b).mean() / np.abs(b).mean())
 
-    users = rec.context_.collab.user_factors_
+    users = rec.model_.ctx.collab.user_factors_
     before = rel(users @ original.T, scores(retrained[0]))
     after = rel(scores(rec), scores(retrained[0]))
     print(f"relative score error vs retrained: before {before:.4f}, after {after:.4f}")
@@ -112,7 +131,7 @@ def test_export_lists_everything_stored(small_shop, pseudonymizer, fitted) -> No
     user = heavy_user(small_shop)
     out = export_user(user, pseudonymizer, model=fitted, data=small_shop)
     n_model = len(out["model"]["events"])
-    cap = fitted.policy_.purpose("recommendations").history_cap
+    cap = fitted.model_.policy.purpose("recommendations").history_cap
     assert n_model == min(cap, (small_shop.interactions["user_id"] == user).sum())  # history cap
     assert len(out["data"]["interactions"]) == (small_shop.interactions["user_id"] == user).sum()
     assert out["data"]["audit"][0]["user_id"] == user
@@ -122,6 +141,7 @@ def test_export_lists_everything_stored(small_shop, pseudonymizer, fitted) -> No
 
 def test_cli_forget_export_and_policy(small_shop, tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RECSYS_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("RECSYS_PSEUDONYM_KEY", KEY.decode())
     write_dataset(small_shop, "data")
     assert main(["train", "--data", "data", "--out", "model", "--now", "2026-11-01"]) == 0
@@ -132,7 +152,7 @@ def test_cli_forget_export_and_policy(small_shop, tmp_path: Path, monkeypatch, c
     assert exported["model"]["events"]
     assert main(["forget", user, "--model", "model", "--data", "data"]) == 0
     out = capsys.readouterr().out
-    assert "tombstone recorded in .recsys/tombstones.txt" in out and user not in out
+    assert "tombstone recorded in the consent store" in out and user not in out
     assert user not in set(pd.read_parquet("data/interactions.parquet")["user_id"])
     assert main(["train", "--data", "data", "--out", "model2", "--now", "2026-11-01"]) == 0
     assert (

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import shap
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from recsys.data.schema import EVENTS
 from recsys.errors import ModelFitError
 from recsys.ranking.additive import AdditiveModel
 from recsys.ranking.ranker import AdditiveRanker
@@ -52,24 +54,29 @@ def test_attributions_add_up(data) -> None:
     assert np.abs(total - r.model_.decision_function(X)).max() < 1e-6
 
 
-def test_pipeline_ranker_matches_shap_on_real_features(fitted, small_shop) -> None:
-    """The ranker inside a fitted Recommender, on the feature rows it actually ranks."""
-    from recsys.candidates.generate import candidates
-    from recsys.features.registry import feature_matrix
+def test_pipeline_ranker_matches_shap_on_real_features(fitted) -> None:
+    """The ranker trained on the feature rows the pipeline builds for real users."""
+    from recsys.ranking.training import TrainingConfig, positives, training_examples
 
-    rec = fitted
-    ctx = rec.context_
-    rows = []
-    for u in range(0, len(ctx.history.users), 25):
-        st = ctx.user_state(u)
-        rows.append(
-            feature_matrix(ctx, st, candidates(ctx, st, rec.config_.candidates), rec.features_)
-        )
-    X = np.vstack(rows)
-    explainer = shap.TreeExplainer(rec.ranker_.model_)
-    assert np.abs(explainer.shap_values(X) - rec.ranker_.shap_values(X)).max() < 1e-6
-    out = rec.ranker_.model_.decision_function(X)
-    assert np.abs(rec.ranker_.expected_value + rec.ranker_.shap_values(X).sum(1) - out).max() < 1e-6
+    model = fitted.model_
+    ctx = model.ctx
+    inter = pd.DataFrame(
+        {
+            "user_id": ctx.history.users.ids[ctx.history.user_of_event()],
+            "item_id": ctx.catalog.items.ids[ctx.history.item],
+            "event": [EVENTS[e] for e in ctx.history.event],
+            "value": ctx.history.value,
+        }
+    )
+    X, y = training_examples(
+        ctx, positives(inter, 4.0), model.features, model.config.candidates,
+        TrainingConfig(max_users=60),
+    )  # fmt: skip
+    r = AdditiveRanker(max_iter=60, max_leaf_nodes=7).fit(X, y)
+    explainer = shap.TreeExplainer(r.model_)
+    assert np.abs(explainer.shap_values(X) - r.shap_values(X)).max() < 1e-6
+    out = r.model_.decision_function(X)
+    assert np.abs(r.expected_value + r.shap_values(X).sum(1) - out).max() < 1e-6
 
 
 def test_trees_with_interactions_are_refused(data) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recsys.rerank.algorithms import fair_table, fair_topk, mmr, satisfies_fair
-from recsys.rerank.reranker import RerankConfig
+from recsys.rerank.stages import RerankConfig
 
 
 def test_fair_table_matches_the_binomial_quantile() -> None:
@@ -35,24 +35,18 @@ def test_mmr_trade_off_one_is_relevance_order() -> None:
     assert mmr(scores, (sim + sim.T) / 2, 30, 1.0).tolist() == list(range(30))
 
 
-def stage_config(**kw) -> RerankConfig:
-    cfg = RerankConfig()
-    return cfg.model_copy(update=kw)
-
-
 def test_fair_guarantee_holds_on_every_recommended_list(fitted, small_shop) -> None:
-    cfg = fitted.config_.rerank
-    group = fitted.reranker_.groups[cfg.fairness.group]
-    ids = fitted.context_.catalog.items
+    fair = fitted.model_.config.rerank.stages[-1]
+    assert fair.kind == "fair"
+    group = fitted.model_.groups[fair.group]
+    ids = fitted.model_.ctx.catalog.items
     checked = 0
     for u in small_shop.users["user_id"]:
         recs = fitted.recommend(u, 10)
         if not recs.personalized:
             continue
         flags = group[ids.index(recs.item_ids)]
-        assert satisfies_fair(flags, cfg.fairness.proportion, cfg.fairness.significance), (
-            recs.item_ids
-        )
+        assert satisfies_fair(flags, fair.proportion, fair.significance), recs.item_ids
         checked += 1
     assert checked > 100
 
@@ -63,13 +57,10 @@ def test_rerank_is_deterministic(fitted, small_shop) -> None:
 
 
 def test_turning_stages_off_reproduces_the_previous_ranking(fitted, small_shop) -> None:
-    base = fitted.config_.rerank
-    no_div = base.model_copy(
-        update={"diversity": base.diversity.model_copy(update={"enabled": False})}
-    )
-    both_off = no_div.model_copy(
-        update={"fairness": base.fairness.model_copy(update={"enabled": False})}
-    )
+    base = fitted.model_.config.rerank
+    assert [s.kind for s in base.stages] == ["mmr", "fair"]
+    no_div = base.model_copy(update={"stages": base.stages[1:]})
+    both_off = base.model_copy(update={"stages": []})
     moved = 0
     for u in small_shop.users["user_id"].iloc[::3]:
         ranker_only = fitted.recommend(u, 10, rerank=False)
@@ -101,23 +92,52 @@ def test_moved_items_say_so_and_keep_their_evidence(fitted, small_shop) -> None:
 def test_calibration_matches_the_user_mix_and_says_so(fitted, small_shop) -> None:
     from recsys.evaluation.metrics import miscalibration
 
-    cal = RerankConfig.model_validate(
-        {"diversity": {"method": "calibration", "trade_off": 0.5}, "fairness": {"enabled": False}}
-    )
+    cal = RerankConfig.model_validate({"stages": [{"kind": "calibration", "trade_off": 0.5}]})
     cats = {
         i: set(c.split("|"))
         for i, c in zip(small_shop.items["item_id"], small_shop.items["category"], strict=True)
     }
-    ids = fitted.context_.catalog.items.ids
+    ids = fitted.model_.ctx.catalog.items.ids
     base, calibrated, history = {}, {}, {}
     for u in small_shop.users["user_id"].iloc[::2]:
         a, b = fitted.recommend(u, 10, rerank=False), fitted.recommend(u, 10, rerank=cal)
         if not a.personalized:
             continue
-        history[u] = [str(ids[i]) for i in fitted.user_state(u).items]
+        ctx = fitted.model_.ctx
+        history[u] = [
+            str(ids[i]) for i in ctx.user_state(ctx.history.users.get(fitted.key_of(u))).items
+        ]
         base[u], calibrated[u] = a.item_ids, b.item_ids
         for r in b:
             if r.reason.stage == "calibration":
                 assert r.reason.text.startswith("To match your usual mix: ")
                 assert [e.fact for e in r.reason.evidence].count("category_share") == 1
     assert miscalibration(calibrated, history, cats) < 0.8 * miscalibration(base, history, cats)
+
+
+def test_an_unknown_item_group_is_an_error_not_a_silent_switch_off(fitted, small_shop) -> None:
+    from recsys.errors import ConfigError
+
+    typo = RerankConfig.model_validate({"stages": [{"kind": "fair", "group": "long_tial"}]})
+    u = small_shop.users["user_id"].iloc[0]
+    with pytest.raises(ConfigError, match="long_tial"):
+        fitted.recommend(u, 10, rerank=typo)
+
+
+def test_stages_are_a_discriminated_list_that_round_trips() -> None:
+    from recsys.config import RecommenderConfig
+
+    text = """
+[rerank]
+depth = 50
+[[rerank.stages]]
+kind = "calibration"
+trade_off = 0.7
+[[rerank.stages]]
+kind = "fair"
+group = "small_sellers"
+proportion = 0.3
+"""
+    cfg = RecommenderConfig.from_toml(text)
+    assert [type(s).__name__ for s in cfg.rerank.stages] == ["Calibration", "FairTopK"]
+    assert RecommenderConfig.from_toml(cfg.to_toml()) == cfg

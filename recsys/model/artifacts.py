@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,14 +28,11 @@ from recsys.data.schema import CATEGORY_SEP
 from recsys.errors import ArtifactError, ConfigError
 from recsys.features.context import FeatureContext
 from recsys.features.history import Catalog, History, Vocabulary
-from recsys.features.registry import REGISTRY
+from recsys.features.stats import Cooccurrence
+from recsys.model.fitted import FittedModel
 from recsys.privacy.policy import Policy
 from recsys.privacy.pseudonym import Pseudonymizer
 from recsys.ranking.additive import AdditiveModel
-from recsys.ranking.ranker import AdditiveRanker
-
-if TYPE_CHECKING:
-    from recsys.recommender import Recommender
 
 FORMAT = "recsys-model"
 FORMAT_VERSION = 1
@@ -64,8 +61,8 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def model_arrays(rec: Recommender) -> dict[str, np.ndarray]:
-    ctx = rec.context_
+def model_arrays(model: FittedModel) -> dict[str, np.ndarray]:
+    ctx = model.ctx
     cat, h = ctx.catalog, ctx.history
     cats = [CATEGORY_SEP.join(cat.categories_of(i)) for i in range(len(cat.items))]
     arrays: dict[str, np.ndarray] = {
@@ -79,11 +76,9 @@ def model_arrays(rec: Recommender) -> dict[str, np.ndarray]:
         "history_ts": h.ts,
         "history_event": h.event,
         "history_value": h.value,
-        "consent_user_ids": _text(np.array(list(rec._consent), dtype=object)),
-        "consent_personalization": np.array([c[0] for c in rec._consent.values()], dtype=bool),
-        "consent_email": np.array([c[1] for c in rec._consent.values()], dtype=bool),
         **ctx.collab.to_arrays(),
-        **rec.ranker_.additive_.to_arrays(),
+        **ctx.cooc.to_arrays(),
+        **model.ranker.to_arrays(),
     }
     if cat.brand is not None:
         arrays["item_brand"] = _text(cat.brand)
@@ -96,8 +91,8 @@ def model_arrays(rec: Recommender) -> dict[str, np.ndarray]:
     return arrays
 
 
-def save_model(rec: Recommender, path: Path) -> Path:
-    if rec.pseudonymizer is None and rec.purpose_ != "evaluation":
+def save_model(model: FittedModel, path: Path) -> Path:
+    if model.key_id is None and model.purpose != "evaluation":
         raise ArtifactError(
             "refusing to save raw user ids: fit with a Pseudonymizer (RECSYS_PSEUDONYM_KEY) so the "
             "artifact holds pseudonyms only"
@@ -107,22 +102,21 @@ def save_model(rec: Recommender, path: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         # uncompressed on purpose: what is stored can be searched byte for byte (erasure checks)
-        np.savez(tmp / ARRAYS, **model_arrays(rec))
-        report = rec.minimization_
+        np.savez(tmp / ARRAYS, **model_arrays(model))
         manifest: dict[str, Any] = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "versions": _versions(),
-            "purpose": rec.purpose_,
-            "config": rec.config_.model_dump(mode="json"),
-            "policy": rec.policy_.model_dump(mode="json"),
-            "features": [f.name for f in rec.features_],
-            "collaborative_params": rec.context_.collab.get_params(),
-            "ranker_params": rec.ranker_.get_params(),
-            "pseudonymized": rec.pseudonymizer is not None,
-            "key_id": rec.pseudonymizer.key_id if rec.pseudonymizer else None,
-            "data_cutoff": str(np.datetime64(rec.context_.cutoff, "s")),
-            "minimization": report.to_dict() if hasattr(report, "to_dict") else report,
+            "purpose": model.purpose,
+            "config": model.config.model_dump(mode="json"),
+            "policy": model.policy.model_dump(mode="json"),
+            "features": list(model.feature_names),
+            "collaborative_params": model.ctx.collab.get_params(),
+            "training": model.training,
+            "pseudonymized": model.key_id is not None,
+            "key_id": model.key_id,
+            "data_cutoff": str(np.datetime64(model.cutoff, "s")),
+            "minimization": model.minimization,
             "files": {ARRAYS: sha256(tmp / ARRAYS)},
         }
         (tmp / MANIFEST).write_text(
@@ -166,16 +160,33 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return manifest
 
 
-def load_model(path: Path, *, pseudonymizer: Pseudonymizer | None = None) -> Recommender:
-    from recsys.recommender import Recommender
-
+def open_model(
+    path: Path, pseudonymizer: Pseudonymizer | None = None
+) -> tuple[FittedModel, Pseudonymizer | None]:
+    """A checked model directory, and the key to use with it: ``pseudonymizer``, else the
+    environment's key for a pseudonymized model (``None`` for a model with raw ids)."""
     manifest = read_manifest(path)
+    ps = None
     if manifest["pseudonymized"]:
-        pseudonymizer = pseudonymizer or Pseudonymizer.from_env()
-        if pseudonymizer.key_id != manifest["key_id"]:
-            raise ConfigError(
-                f"{path}: the pseudonymization key differs from the one this model was trained with"
-            )
+        ps = pseudonymizer or Pseudonymizer.from_env()
+    return _load(path, manifest, ps), ps
+
+
+def load_model(path: Path, *, pseudonymizer: Pseudonymizer | None = None) -> FittedModel:
+    """A checked model directory as a :class:`FittedModel` (``pseudonymizer``, when given, must
+    hold the key the model was trained with)."""
+    return _load(path, read_manifest(path), pseudonymizer)
+
+
+def _load(path: Path, manifest: dict[str, Any], pseudonymizer: Pseudonymizer | None) -> FittedModel:
+    if (
+        manifest["pseudonymized"]
+        and pseudonymizer is not None
+        and pseudonymizer.key_id != manifest["key_id"]
+    ):
+        raise ConfigError(
+            f"{path}: the pseudonymization key differs from the one this model was trained with"
+        )
     with np.load(Path(path) / ARRAYS, allow_pickle=False) as z:
         a = {k: z[k] for k in z.files}
     items = pd.DataFrame(
@@ -200,22 +211,15 @@ def load_model(path: Path, *, pseudonymizer: Pseudonymizer | None = None) -> Rec
         a["history_item"], a["history_ts"], a["history_event"], a["history_value"],
     )  # fmt: skip
     collab = ImplicitModel.from_arrays(manifest["collaborative_params"], a)
-    ranker = AdditiveRanker.from_additive(
-        AdditiveModel.from_arrays(manifest["features"], a), manifest["ranker_params"]
-    )
-    rec = Recommender(
-        RecommenderConfig.model_validate(manifest["config"]),
+    ctx = FeatureContext(history, catalog, collab, Cooccurrence.from_arrays(a))
+    return FittedModel(
+        config=RecommenderConfig.model_validate(manifest["config"]),
         policy=Policy.model_validate(manifest["policy"]),
-        pseudonymizer=pseudonymizer if manifest["pseudonymized"] else None,
+        purpose=manifest["purpose"],
+        ctx=ctx,
+        feature_names=tuple(manifest["features"]),
+        ranker=AdditiveModel.from_arrays(manifest["features"], a),
+        key_id=manifest["key_id"],
+        minimization=manifest.get("minimization"),
+        training=manifest.get("training", {}),
     )
-    users = pd.DataFrame(
-        {
-            "user_id": a["consent_user_ids"].astype(object),
-            "consent_personalization": a["consent_personalization"],
-            "consent_email": a["consent_email"],
-        }
-    )
-    features = [REGISTRY[n] for n in manifest["features"]]
-    rec._install(FeatureContext(history, catalog, collab), features, ranker, users,
-                 manifest.get("minimization"), manifest["purpose"])  # fmt: skip
-    return rec

@@ -1,0 +1,136 @@
+"""Candidate sources: each proposes items for a block of users; the pipeline takes their union.
+
+A source is a small class with a pydantic config (a member of :data:`SourceConfig`, told apart by
+``kind``) and ``__call__(ctx, block, allowed) -> list[np.ndarray]``: item indices per user, drawn
+only from that user's ``allowed`` items (in stock, not excluded, not already seen). A new source
+is one class here plus one entry in :data:`SOURCES`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
+
+from recsys.features.context import FeatureContext, UserBlock
+
+
+def top_allowed(scores: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` allowed items with the highest scores (unordered)."""
+    idx = np.flatnonzero(allowed)
+    if len(idx) <= n:
+        return idx
+    return idx[np.argpartition(-scores[idx], n)[:n]]
+
+
+class CollaborativeSource(BaseModel):
+    """The collaborative model's top items for the user."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["collaborative"] = "collaborative"
+    n: PositiveInt = 200
+
+    def __call__(
+        self, ctx: FeatureContext, block: UserBlock, allowed: np.ndarray
+    ) -> list[np.ndarray]:
+        return [top_allowed(block.scores[p], allowed[p], self.n) for p in range(len(block))]
+
+
+class TrendingSource(BaseModel):
+    """What the shop chose most in the trending window before the request time."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["trending"] = "trending"
+    n: NonNegativeInt = 50
+
+    def __call__(
+        self, ctx: FeatureContext, block: UserBlock, allowed: np.ndarray
+    ) -> list[np.ndarray]:
+        out = []
+        for p, st in enumerate(block.states):
+            trend, _ = ctx.trending(st.as_of)
+            out.append(top_allowed(trend, allowed[p] & (trend > 0), self.n) if self.n else [])
+        return [np.asarray(o, dtype=np.int64) for o in out]
+
+
+class RebuySource(BaseModel):
+    """Items the user bought that customers buy again, most recently bought first."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["rebuy"] = "rebuy"
+    n: NonNegativeInt = 20
+
+    def __call__(
+        self, ctx: FeatureContext, block: UserBlock, allowed: np.ndarray
+    ) -> list[np.ndarray]:
+        rebuyable, _ = ctx.rebuy
+        out = []
+        for p, st in enumerate(block.states):
+            lp = st.last_purchase
+            due = np.array([i for i in lp if rebuyable[i] and allowed[p, i]], dtype=np.int64)
+            if self.n and len(due):
+                due = due[np.argsort(-np.array([lp[i] for i in due]))][: self.n]
+            out.append(due[: self.n])
+        return out
+
+
+SourceConfig = Annotated[
+    CollaborativeSource | TrendingSource | RebuySource, Field(discriminator="kind")
+]
+SOURCES = {"collaborative": CollaborativeSource, "trending": TrendingSource, "rebuy": RebuySource}
+
+
+def default_sources() -> list[SourceConfig]:
+    return [CollaborativeSource(), TrendingSource(), RebuySource()]
+
+
+class CandidateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[SourceConfig] = Field(default_factory=default_sources)
+    """Candidate sources, in order; the candidates are their union."""
+    exclude_seen: bool = True
+    """Leave out items the user already interacted with, except items customers buy again
+    (proposed by the ``rebuy`` source)."""
+
+
+def block_candidates(
+    ctx: FeatureContext,
+    block: UserBlock,
+    cfg: CandidateConfig,
+    exclude: list[np.ndarray] | None = None,
+) -> list[np.ndarray]:
+    """Sorted item indices to rank, per user of the block: the union of every source's items;
+    never out of stock or excluded; never already seen unless a re-buy."""
+    n_items = len(ctx.catalog.items)
+    base = np.broadcast_to(ctx.catalog.in_stock, (len(block), n_items)).copy()
+    if exclude is not None:
+        for p, ex in enumerate(exclude):
+            base[p, ex[ex >= 0]] = False
+    allowed = base.copy()
+    if cfg.exclude_seen:
+        for p, st in enumerate(block.states):
+            allowed[p, st.items] = False
+    parts: list[list[np.ndarray]] = [[] for _ in range(len(block))]
+    for source in cfg.sources:
+        # re-buys are seen items by definition: they only need to be in stock and not excluded
+        mask = base if source.kind == "rebuy" else allowed
+        for p, items in enumerate(source(ctx, block, mask)):
+            items = np.asarray(items, dtype=np.int64)
+            parts[p].append(items[mask[p, items]] if len(items) else items)
+    return [np.unique(np.concatenate(p)) if p else np.empty(0, dtype=np.int64) for p in parts]
+
+
+def trending_list(
+    ctx: FeatureContext, as_of: int, k: int, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The non-personalized source: the shop's most chosen in-stock items in the trending window
+    (the same list for everyone at the same time). Returns items, their counts, and the day."""
+    counts, day = ctx.trending(as_of)
+    allowed = ctx.catalog.in_stock & (counts > 0)
+    if exclude is not None and len(exclude):
+        allowed[exclude[exclude >= 0]] = False
+    idx = np.flatnonzero(allowed)
+    idx = idx[np.lexsort((ctx.catalog.items.ids[idx].astype(str), -counts[idx]))][:k]
+    return idx, counts[idx], day

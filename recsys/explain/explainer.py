@@ -1,0 +1,119 @@
+"""The explanation stage: a reason per item of a final list, after re-ranking.
+
+Reasons are rendered last, for the ``k`` items a customer sees, from the attributions the scorer
+computed and the evidence the features give; an item a re-ranking stage brought in says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsys.explain.reasons import Sensitivity, build_reason
+from recsys.explain.templates import MESSAGES, render
+from recsys.features.context import TRENDING_DAYS, FeatureContext, UserState
+from recsys.features.registry import Feature, category_evidence
+from recsys.privacy.policy import Policy
+from recsys.types import Evidence, Fact, ItemList, Reason, Stage
+
+WHY = {
+    "no_consent": MESSAGES["why_no_consent"],
+    "no_history": MESSAGES["why_no_history"],
+    "no_profiling": MESSAGES["why_no_profiling"],
+}
+
+
+@dataclass(frozen=True)
+class Explainer:
+    features: tuple[Feature, ...]
+    sensitivity: Sensitivity
+    titles: dict[str, str]
+    policy: Policy
+    max_clauses: int = 2
+
+    def __call__(self, ctx: FeatureContext, st: UserState, items: ItemList) -> ItemList:
+        """Adds a ``reason`` column; reads ``attributions`` and ``stage``."""
+        phi = items.column("attributions")
+        stages = items.column("stage") if "stage" in items else [Stage.RANKER] * len(items)
+        groups = items.column("group") if "group" in items else [None] * len(items)
+        reasons = np.empty(len(items), dtype=object)
+        for r, (i, stage) in enumerate(zip(items.items.tolist(), stages, strict=True)):
+            reasons[r] = self.reason(ctx, st, i, phi[r], Stage(stage), groups[r])
+        return items.with_column("reason", reasons)
+
+    def reason(
+        self,
+        ctx: FeatureContext,
+        st: UserState,
+        item: int,
+        phi: np.ndarray,
+        stage: Stage = Stage.RANKER,
+        group: str | None = None,
+    ) -> Reason:
+        reason = build_reason(
+            ctx, st, item, self.features, phi, self.sensitivity, self.titles,
+            max_clauses=self.max_clauses,
+            skip_facts=frozenset({Fact.CATEGORY_SHARE}) if stage == Stage.CALIBRATION else frozenset(),
+        )  # fmt: skip
+        if stage == Stage.RANKER:
+            return reason
+        return self._moved(ctx, st, item, reason, stage, group)
+
+    def _moved(
+        self,
+        ctx: FeatureContext,
+        st: UserState,
+        item: int,
+        reason: Reason,
+        stage: Stage,
+        group: str | None,
+    ) -> Reason:
+        """Say plainly that a re-ranking stage brought the item in; keep its own evidence."""
+        own = "" if reason.text == MESSAGES["fallback"] else ". " + reason.text
+        if stage == Stage.CALIBRATION:
+            ev = next(
+                (
+                    e
+                    for e in category_evidence(ctx, st, item)
+                    if not self.sensitivity.reveals(e, ctx)
+                ),
+                None,
+            )
+            if ev is None:
+                return dataclasses.replace(reason, stage=stage)
+            head = MESSAGES["calibration"].format(
+                category=ev.category, count=ev.count, total=ev.total
+            )
+        elif stage == Stage.DIVERSITY:
+            cats = [
+                c
+                for c in ctx.catalog.categories_of(item)
+                if not self.policy.is_sensitive_category(c)
+            ]
+            ev = Evidence(fact=Fact.DIVERSITY, category=cats[0] if cats else None)
+            head = render(ev, self.titles) or MESSAGES["diversity_plain"]
+        else:
+            rule = self.policy.item_groups.get(group or "")
+            ev = Evidence(fact=Fact.ITEM_GROUP, category=group)
+            head = rule.label if rule and rule.label else MESSAGES["item_group"]
+        return dataclasses.replace(
+            reason, text=head + own, evidence=(*reason.evidence, ev), stage=stage
+        )
+
+    def not_personalized(
+        self, ctx: FeatureContext, items: ItemList, day: int, why: str
+    ) -> ItemList:
+        """Reasons for the shop's trending list: what was counted, and why it is not personal."""
+        counts = items.column("score")
+        date = str(np.datetime64(day, "s").astype("datetime64[D]"))
+        reasons = np.empty(len(items), dtype=object)
+        for r, n in enumerate(counts.tolist()):
+            ev = Evidence(
+                fact=Fact.TRENDING, count=int(n), window_days=TRENDING_DAYS,
+                event=ctx.signal_event, date=date,
+            )  # fmt: skip
+            text = MESSAGES["not_personalized"].format(text=render(ev, self.titles), why=WHY[why])
+            reasons[r] = Reason(text=text, evidence=(ev,), stage=Stage.POPULARITY)
+        return items.with_column("reason", reasons)

@@ -1,0 +1,1 @@
+"""The one pipeline every path runs: queries in, explained recommendations out."""

@@ -1,0 +1,196 @@
+"""The pipeline: minimized model state + a block of queries -> explained, re-ranked lists.
+
+Every path runs through :meth:`Pipeline.run`: a page view is a block of one, an e-mail batch or
+an evaluation run a stream of blocks. Per block: consent and history decide who is personalized;
+one matrix product scores every item for every user; candidate sources propose items; the scorer
+computes named features and exact attributions for every candidate at once; each list is
+re-ranked; reasons are rendered last, for the items a customer sees. A block of users returns
+exactly what one call per user returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from recsys.candidates.sources import block_candidates, trending_list
+from recsys.errors import ConfigError
+from recsys.explain.explainer import Explainer
+from recsys.features.context import UserBlock, UserState
+from recsys.model.fitted import FittedModel
+from recsys.pipeline.threads import blas_threads
+from recsys.privacy.consent import ConsentStore
+from recsys.privacy.pseudonym import Pseudonymizer
+from recsys.ranking.scorer import Scorer
+from recsys.rerank.stages import RerankConfig, RerankInput, rerank
+from recsys.types import ItemList, Query, Recommendation, Recommendations
+
+Reranker = Callable[[UserState, ItemList, Query], ItemList]
+"""A per-call re-ranking override (e.g. a batch's exposure controller)."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    query: Query
+    u: int
+    why: str | None
+    """Why the list is not personalized (``None``: it is)."""
+
+
+class Pipeline:
+    """Candidates -> features and scores -> re-ranking -> reasons, for blocks of queries.
+
+    Bound to one :class:`FittedModel` for its whole life: swapping models means building a new
+    pipeline, so a request never mixes two states.
+    """
+
+    def __init__(
+        self,
+        model: FittedModel,
+        consent: ConsentStore | None,
+        *,
+        pseudonymizer: Pseudonymizer | None = None,
+        block_size: int = 128,
+        blas: int | None = 1,
+    ) -> None:
+        self.model = model
+        self.consent = consent
+        self.pseudonymizer = pseudonymizer
+        self.block_size = block_size
+        self.blas = blas
+        self.check_rerank(model.config.rerank)
+        self.scorer = Scorer(model.features, model.ranker)
+        self.explainer = Explainer(
+            model.features, model.sensitivity, model.titles, model.policy,
+            model.config.reasons.max_clauses,
+        )  # fmt: skip
+        self.rerank_input = RerankInput(ctx=model.ctx, groups=model.groups)
+
+    def check_rerank(self, cfg: RerankConfig) -> None:
+        """Unknown item groups are errors, never a silently disabled fairness stage."""
+        for name in cfg.group_names():
+            if name not in self.model.policy.item_groups:
+                raise ConfigError(
+                    f"re-ranking names item group {name!r}, which the policy does not define; "
+                    f"defined: {sorted(self.model.policy.item_groups)}"
+                )
+
+    def key_of(self, user_id: str) -> str:
+        return self.pseudonymizer(str(user_id)) if self.pseudonymizer else str(user_id)
+
+    def _rerank_config(self, q: Query) -> RerankConfig:
+        base = self.model.config.rerank
+        if q.rerank is None or q.rerank is True:
+            return base
+        if q.rerank is False:
+            return base.model_copy(update={"enabled": False})
+        self.check_rerank(q.rerank)
+        return q.rerank
+
+    # --- the one entry point ------------------------------------------------------------------
+    def run(
+        self, queries: Sequence[Query], *, reranker: Reranker | None = None
+    ) -> list[Recommendations]:
+        """Explained lists for ``queries``, in order; blocks of users are scored together."""
+        out: list[Recommendations] = []
+        with blas_threads(self.blas):
+            for start in range(0, len(queries), self.block_size):
+                out.extend(self._block(queries[start : start + self.block_size], reranker))
+        return out
+
+    def resolve(self, queries: Sequence[Query]) -> list[Resolved]:
+        """Who gets a personalized list, and why the others do not."""
+        keys = [self.key_of(q.user_id) for q in queries]
+        consent = self.consent.get_many(keys) if self.consent is not None else {}
+        users = self.model.ctx.history.users
+        out = []
+        for q, key in zip(queries, keys, strict=True):
+            c = consent.get(key)
+            u = users.get(key)
+            if not q.personalized:
+                why = "no_profiling"
+            elif c is None:
+                why = "no_history"  # a visitor we do not know yet
+            elif not c.personalization:
+                why = "no_consent"
+            elif u < 0:
+                why = "no_history"
+            else:
+                why = None
+            out.append(Resolved(q, u, why))
+        return out
+
+    def as_of(self, q: Query) -> int:
+        return self.model.cutoff if q.as_of is None else int(q.as_of)
+
+    def _block(self, queries: Sequence[Query], reranker: Reranker | None) -> list[Recommendations]:
+        ctx = self.model.ctx
+        resolved = self.resolve(queries)
+        result: list[Recommendations | None] = [None] * len(queries)
+        personal = [(p, r) for p, r in enumerate(resolved) if r.why is None]
+        for p, r in enumerate(resolved):
+            if r.why is not None:
+                result[p] = self._not_personalized(r.query, r.why)
+        if personal:
+            states = [ctx.user_state(r.u, self.as_of(r.query)) for _, r in personal]
+            block = UserBlock.build(ctx, states)
+            exclude = [ctx.catalog.items.index(list(r.query.exclude)) for _, r in personal]
+            cands = block_candidates(ctx, block, self.model.config.candidates, exclude)
+            scored = self.scorer(ctx, block, cands)
+            for (p, r), st, lst in zip(personal, states, scored, strict=True):
+                q = r.query
+                if reranker is not None:
+                    final = reranker(st, lst, q)
+                else:
+                    final = rerank(self.rerank_input, st, lst, q.k, self._rerank_config(q))
+                result[p] = self._recommendations(q, self.explainer(ctx, st, final), True)
+        return [r for r in result if r is not None]
+
+    def _not_personalized(self, q: Query, why: str) -> Recommendations:
+        ctx = self.model.ctx
+        ex = ctx.catalog.items.index(list(q.exclude))
+        items, counts, day = trending_list(ctx, self.as_of(q), q.k, ex)
+        lst = ItemList.from_indices(items, ctx.catalog.items.ids, score=counts.astype(float))
+        return self._recommendations(q, self.explainer.not_personalized(ctx, lst, day, why), False)
+
+    def _recommendations(self, q: Query, lst: ItemList, personalized: bool) -> Recommendations:
+        names = self.model.feature_names
+        scores = lst.column("score")
+        reasons = lst.column("reason")
+        phi = lst.column("attributions") if personalized else None
+        titles = self.model.titles
+        recs = tuple(
+            Recommendation(
+                item_id=str(item_id),
+                score=float(scores[r]),
+                rank=r + 1,
+                reason=reasons[r],
+                attributions=(
+                    tuple((n, float(a)) for n, a in zip(names, phi[r], strict=True))
+                    if phi is not None
+                    else ()
+                ),
+                title=titles.get(str(item_id), ""),
+            )
+            for r, item_id in enumerate(lst.ids.tolist())
+        )
+        return Recommendations(q.user_id, recs, personalized=personalized, request_id=q.request_id)
+
+    # --- one item, for explanations and audits ---------------------------------------------------
+    def explain_item(self, q: Query, item_id: str, *, drop: Sequence[str] = ()) -> Recommendation:
+        """Score, attributions and reason of any item for a user (recommended or not);
+        ``drop`` removes items from the user's history first (counterfactual checks)."""
+        ctx = self.model.ctx
+        i = ctx.catalog.items.get(str(item_id))
+        if i < 0:
+            raise KeyError(f"unknown item {item_id!r}")
+        u = ctx.history.users.get(self.key_of(q.user_id))
+        d = ctx.catalog.items.index(list(drop)) if drop else None
+        st = ctx.user_state(u, self.as_of(q), drop=d)
+        with blas_threads(self.blas):
+            lst = self.scorer(ctx, UserBlock.build(ctx, [st]), [np.array([i])])[0]
+        lst = lst.with_column("stage", np.array(["ranker"], dtype=object))
+        rec = self._recommendations(q, self.explainer(ctx, st, lst), True)[0]
+        return rec

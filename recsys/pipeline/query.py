@@ -1,0 +1,49 @@
+"""Building a :class:`~recsys.types.Query` from the keyword arguments callers use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.types import Query
+
+CONTEXT_KEYS = frozenset({"time", "basket"})
+
+
+def to_epoch(when: datetime | pd.Timestamp | str | int | None) -> int | None:
+    """Unix seconds of a request time (naive times are UTC)."""
+    if when is None:
+        return None
+    if isinstance(when, int | np.integer):
+        return int(when)
+    ts = pd.Timestamp(when)
+    return int((ts.tz_localize("UTC") if ts.tzinfo is None else ts).timestamp())
+
+
+def make_query(
+    user_id: str,
+    k: int = 10,
+    *,
+    exclude: Iterable[str] = (),
+    as_of: datetime | pd.Timestamp | str | int | None = None,
+    personalized: bool = True,
+    rerank: Any = None,
+    context: Mapping[str, Any] | None = None,
+    request_id: str | None = None,
+) -> Query:
+    """``context`` describes the request: ``time`` (as ``as_of``: what "now" is for trending
+    and re-buy cycles) and ``basket`` (item ids already in the basket, left out)."""
+    if context:
+        unknown = sorted(set(context) - CONTEXT_KEYS)
+        if unknown:
+            raise ValueError(f"unknown context key(s) {unknown}; known: {sorted(CONTEXT_KEYS)}")
+        if "time" in context:
+            if as_of is not None:
+                raise ValueError("give the request time once: as_of= or context['time']")
+            as_of = context["time"]
+        exclude = [*exclude, *context.get("basket", ())]
+    return Query(str(user_id), k, to_epoch(as_of), tuple(exclude), personalized, rerank, request_id)

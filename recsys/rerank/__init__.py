@@ -1,0 +1,1 @@
+"""Re-ranking: diversity, calibration and provider fairness after the ranker."""

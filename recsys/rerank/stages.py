@@ -1,0 +1,144 @@
+"""Re-ranking stages: each takes a ranked :class:`~recsys.types.ItemList` and returns a new one.
+
+A stage is a small pydantic config (``kind`` tells them apart in a configuration's ``stages``
+list) whose ``__call__(ctx, state, items, k)`` reorders the list. :func:`rerank` runs the
+configured stages in order and records, per item, which stage placed it: the ranker when the
+item was already in the ranker's top ``k``, otherwise the first stage that brought it there.
+A new re-ranker is one class here plus one entry in :data:`RerankStage`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+
+from recsys.features.context import FeatureContext, UserState
+from recsys.rerank.algorithms import calibrate, fair_topk, mmr
+from recsys.types import ItemList, Stage
+
+
+class RerankInput(BaseModel):
+    """What every stage may read besides the list: the model's items and the item groups."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+    ctx: FeatureContext
+    groups: Mapping[str, np.ndarray]
+
+
+def similarity(ctx: FeatureContext, items: np.ndarray, factor_weight: float) -> np.ndarray:
+    """Item similarity: ``factor_weight`` * factor cosine + the rest * category Jaccard."""
+    unit = ctx.collab.item_unit_[items].astype(np.float64)
+    cos = unit @ unit.T
+    c = ctx.catalog.item_categories[items]
+    inter = (c @ c.T).toarray()
+    size = np.asarray(c.sum(axis=1)).ravel()
+    union = size[:, None] + size[None, :] - inter
+    jac = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return factor_weight * cos + (1 - factor_weight) * jac
+
+
+class MMR(BaseModel):
+    """Maximal marginal relevance: trade relevance against similarity to items placed above."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["mmr"] = "mmr"
+    trade_off: float = Field(0.85, ge=0, le=1)
+    """1 = relevance only, 0 = dissimilarity only."""
+    factor_weight: float = Field(0.5, ge=0, le=1)
+    """Item similarity = this * factor cosine + the rest * category overlap (Jaccard)."""
+
+    stage: ClassVar[Stage] = Stage.DIVERSITY
+
+    def __call__(self, inp: RerankInput, st: UserState, items: ItemList, k: int) -> ItemList:
+        sim = similarity(inp.ctx, items.items, self.factor_weight)
+        return items.take(mmr(items.column("score"), sim, len(items), self.trade_off))
+
+
+class Calibration(BaseModel):
+    """Match the user's own category mix (Steck, RecSys 2018)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["calibration"] = "calibration"
+    trade_off: float = Field(0.85, ge=0, le=1)
+    """1 = relevance only; the KL weight is ``1 - trade_off``."""
+
+    stage: ClassVar[Stage] = Stage.CALIBRATION
+
+    def __call__(self, inp: RerankInput, st: UserState, items: ItemList, k: int) -> ItemList:
+        mix = st.category_counts
+        if mix.sum() <= 0:
+            return items
+        cats = inp.ctx.catalog.item_categories[items.items].toarray()
+        order = calibrate(items.column("score"), cats, mix, len(items), 1 - self.trade_off)
+        return items.take(order)
+
+
+class FairTopK(BaseModel):
+    """FA*IR (Zehlike et al., CIKM 2017): every prefix holds the minimum share of a protected
+    item group that fair sampling would give."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["fair"] = "fair"
+    group: str = "long_tail"
+    """Name of an item group rule of the policy (``item_groups``)."""
+    proportion: float = Field(0.4, gt=0, lt=1)
+    """Target proportion p of protected items."""
+    significance: float = Field(0.1, gt=0, lt=1)
+    """alpha: a prefix may fall short of p only as often as fair sampling would."""
+
+    stage: ClassVar[Stage] = Stage.FAIRNESS
+
+    def __call__(self, inp: RerankInput, st: UserState, items: ItemList, k: int) -> ItemList:
+        group = inp.groups.get(self.group)
+        if group is None:
+            return items
+        return items.take(fair_topk(group[items.items], k, self.proportion, self.significance))
+
+
+RerankStage = Annotated[MMR | Calibration | FairTopK, Field(discriminator="kind")]
+
+
+def default_stages() -> list[RerankStage]:
+    return [MMR(), FairTopK()]
+
+
+class RerankConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    depth: PositiveInt = 100
+    """How many of the ranker's best candidates the re-rankers may draw from."""
+    stages: list[RerankStage] = Field(default_factory=default_stages)
+    """Applied in order; an empty list (or ``enabled = false``) keeps the ranker's order."""
+
+    def group_names(self) -> list[str]:
+        return [s.group for s in self.stages if isinstance(s, FairTopK)]
+
+
+def rerank(
+    inp: RerankInput, st: UserState, ranked: ItemList, k: int, cfg: RerankConfig
+) -> ItemList:
+    """The top ``k`` after every stage, with columns ``stage`` (who placed each item) and
+    ``group`` (the item group a fairness stage placed it for)."""
+    lst = ranked.head(cfg.depth) if cfg.enabled else ranked
+    ranker_top = set(lst.items[:k].tolist())
+    placed: list[tuple[Stage, str | None, set[int]]] = []
+    if cfg.enabled:
+        for stage in cfg.stages:
+            lst = stage(inp, st, lst, k)
+            group = stage.group if isinstance(stage, FairTopK) else None
+            placed.append((stage.stage, group, set(lst.items[:k].tolist())))
+    lst = lst.head(k)
+    labels, groups = [], []
+    for i in lst.items.tolist():
+        label, group = Stage.RANKER, None
+        if i not in ranker_top:
+            label, group = next((s, g) for s, g, top in placed if i in top)
+        labels.append(str(label))
+        groups.append(group)
+    return lst.with_column("stage", np.array(labels, dtype=object)).with_column(
+        "group", np.array(groups, dtype=object)
+    )
