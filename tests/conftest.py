@@ -46,9 +46,8 @@ def pseudonymizer():
 def fitted(small_shop, pseudonymizer, tmp_path_factory):
     """A recommender fitted on the small shop (read-only: tests must not mutate it)."""
     from recsys.data.synthetic import END
-    from recsys.recommender import Recommender
-
     from recsys.privacy.consent import SQLiteConsentStore
+    from recsys.recommender import Recommender
 
     store = SQLiteConsentStore(tmp_path_factory.mktemp("fitted") / "state.sqlite")
     return Recommender(pseudonymizer=pseudonymizer, consent=store).fit(small_shop, now=END)
