@@ -406,6 +406,14 @@ def select_features(
     return tuple(allowed)
 
 
+def stack(cands: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-user candidate lists as rows: ``(row_user, cand)``, grouped by user."""
+    lens = np.array([len(c) for c in cands], dtype=np.int64)
+    row_user = np.repeat(np.arange(len(cands)), lens)
+    cand = np.concatenate(list(cands)).astype(np.int64) if len(cands) else np.empty(0, np.int64)
+    return row_user, cand
+
+
 def feature_matrix(
     ctx: FeatureContext,
     block: UserBlock,

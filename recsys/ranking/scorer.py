@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recsys.features.context import FeatureContext, UserBlock
-from recsys.features.registry import Feature, feature_matrix
+from recsys.features.registry import Feature, feature_matrix, stack
 from recsys.ranking.additive import AdditiveModel
 from recsys.types import ItemList
 
@@ -29,10 +29,7 @@ class Scorer:
         self, ctx: FeatureContext, block: UserBlock, cands: Sequence[np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Feature rows of every candidate: ``(X, row_user, cand)``."""
-        lens = np.array([len(c) for c in cands], dtype=np.int64)
-        row_user = np.repeat(np.arange(len(cands)), lens)
-        cand = np.concatenate(list(cands)) if len(cands) else np.empty(0, np.int64)
-        cand = cand.astype(np.int64)
+        row_user, cand = stack(cands)
         return feature_matrix(ctx, block, row_user, cand, self.features), row_user, cand
 
     def __call__(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from recsys.candidates.sources import CandidateConfig, block_candidates
 from recsys.features.context import FeatureContext, UserBlock
-from recsys.features.registry import Feature, feature_matrix
+from recsys.features.registry import Feature, feature_matrix, stack
 
 BLOCK = 256
 
@@ -69,9 +69,7 @@ def training_examples(
         states = [ctx.user_state(int(u), as_of=int(h.ts[h.indptr[u + 1] - 1])) for u in chunk]
         block = UserBlock.build(ctx, states)
         cands = block_candidates(ctx, block, cand_cfg)
-        lens = np.array([len(c) for c in cands])
-        row_user = np.repeat(np.arange(len(cands)), lens)
-        cand = np.concatenate(cands).astype(np.int64)
+        row_user, cand = stack(cands)
         Xs.append(feature_matrix(ctx, block, row_user, cand, features))
         ys.append(
             np.concatenate([np.isin(c, list(truth[u])) for c, u in zip(cands, chunk, strict=True)])
