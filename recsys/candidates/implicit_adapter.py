@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 from scipy.linalg import cho_factor, cho_solve
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
 from recsys.errors import ModelFitError
 from recsys.pipeline.threads import blas_threads
@@ -95,14 +95,27 @@ class ImplicitModel(BaseEstimator):
             )
         raise ModelFitError(f"unknown algorithm {self.algorithm!r}; expected 'als' or 'bpr'")
 
-    def fit(self, user_items: sp.csr_matrix) -> Self:
-        """Fit on a users x items confidence matrix (users without events keep zero factors)."""
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # the user x item matrix is sparse by nature
+        tags.input_tags.positive_only = True  # confidences: counts and weights, never negative
+        return tags
+
+    def fit(self, user_items: sp.csr_matrix | np.ndarray, y: None = None) -> Self:
+        """Fit on a users x items confidence matrix (users without events keep zero factors).
+
+        ``y`` is ignored: implicit feedback has no target (scikit-learn's unsupervised signature).
+        """
+        user_items = sp.csr_matrix(
+            validate_data(self, user_items, accept_sparse="csr", dtype=np.float32)
+        )
+        check_non_negative(user_items, f"{type(self).__name__}.fit")
         if user_items.nnz == 0:
             raise ModelFitError("no interactions to learn from (after minimization and consent)")
         try:
             with blas_threads(1):  # implicit runs its own threads; BLAS inside them must not
                 model = self._make()
-                model.fit(sp.csr_matrix(user_items, dtype=np.float32), show_progress=False)
+                model.fit(user_items, show_progress=False)
         except Exception as exc:  # implicit raises plain exceptions
             raise ModelFitError(f"{self.algorithm} failed to fit: {exc}") from exc
         uf = np.asarray(model.user_factors, dtype=np.float32)

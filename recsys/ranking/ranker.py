@@ -9,10 +9,18 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from recsys.errors import ModelFitError
 from recsys.ranking.additive import AdditiveModel
+
+
+class RankerLabelError(ModelFitError, ValueError):
+    """The labels are not binary: a ranker learns "chosen" against "not chosen" only.
+
+    A ``ValueError`` too, as scikit-learn's conventions expect of a bad target.
+    """
 
 
 class RankerConfig(BaseModel):
@@ -31,7 +39,8 @@ class AdditiveRanker(ClassifierMixin, BaseEstimator):
 
     An additive model makes every attribution exact and cheap; in our MovieLens runs interactions
     did not win (see ``benchmarks/ranking_movielens.py``). Learned: ``model_`` (the sklearn
-    estimator, absent after loading), ``additive_``, ``classes_``, ``feature_names_in_``.
+    estimator, absent after loading), ``additive_``, ``classes_``, ``n_features_in_`` and, when
+    fitted on a DataFrame, ``feature_names_in_``.
     """
 
     def __init__(
@@ -54,17 +63,31 @@ class AdditiveRanker(ClassifierMixin, BaseEstimator):
     def from_config(cls, cfg: RankerConfig) -> AdditiveRanker:
         return cls(**cfg.model_dump())
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False  # chosen or not: a binary target
+        tags.input_tags.allow_nan = True  # a feature without evidence is missing, not zero
+        return tags
+
     def fit(self, X: pd.DataFrame | np.ndarray, y: np.ndarray, sample_weight=None) -> Self:
-        names = (
-            list(X.columns)
-            if isinstance(X, pd.DataFrame)
-            else [f"x{j}" for j in range(np.shape(X)[1])]
-        )
-        y = np.asarray(y)
-        if len(np.unique(y)) != 2:
-            raise ModelFitError(
-                f"the ranker needs positive and negative examples; labels seen: {np.unique(y).tolist()}"
+        X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite="allow-nan")
+        check_classification_targets(y)
+        labels = np.unique(y)
+        if len(labels) > 2:
+            raise RankerLabelError(
+                "Only binary classification is supported: the ranker learns chosen against "
+                f"not chosen; labels seen: {labels.tolist()}"
             )
+        if len(labels) != 2:
+            raise RankerLabelError(
+                "the ranker needs positive and negative examples (one class only); "
+                f"labels seen: {labels.tolist()}"
+            )
+        names = (
+            [str(n) for n in self.feature_names_in_]
+            if hasattr(self, "feature_names_in_")
+            else [f"x{j}" for j in range(X.shape[1])]
+        )
         model = HistGradientBoostingClassifier(
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
@@ -81,27 +104,32 @@ class AdditiveRanker(ClassifierMixin, BaseEstimator):
         model.fit(X, y, sample_weight=sample_weight)
         self.model_ = model
         self.classes_ = model.classes_
-        self.feature_names_in_ = np.array(names, dtype=object)
-        self.n_features_in_ = len(names)
+        self.n_iter_ = model.n_iter_
         self.additive_ = AdditiveModel.from_hgb(model, names)
         return self
 
+    def _rows(self, X) -> np.ndarray:
+        """``X`` checked against the fitted shape (and names, when fitted on a DataFrame)."""
+        check_is_fitted(self, "additive_")
+        return validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
+
     def decision_function(self, X) -> np.ndarray:
         """Raw log-odds, from the compiled model (identical to the sklearn model's)."""
-        check_is_fitted(self, "additive_")
-        return self.additive_.decision_function(np.asarray(X, dtype=np.float64))
+        X = self._rows(X)
+        return self.additive_.decision_function(X)
 
     def predict_proba(self, X) -> np.ndarray:
         p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
         return np.column_stack([1 - p, p])
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+        raw = self.decision_function(X)
+        return self.classes_[(raw > 0).astype(int)]
 
     def shap_values(self, X) -> np.ndarray:
         """Exact SHAP values of the raw output (log-odds), one column per feature."""
-        check_is_fitted(self, "additive_")
-        return self.additive_.contributions(np.asarray(X, dtype=np.float64))
+        X = self._rows(X)
+        return self.additive_.contributions(X)
 
     @property
     def expected_value(self) -> float:
