@@ -51,3 +51,31 @@ class NotFittedError(RecsysError, AttributeError):
 
 class ArtifactError(RecsysError):
     """A saved model directory is missing, corrupt or was tampered with."""
+
+
+class ArtifactFormatError(ArtifactError):
+    """A model directory was written in a format version this recsys cannot read."""
+
+
+class ManifestError(ArtifactError):
+    """A manifest is unreadable, not canonical JSON, or breaks its schema."""
+
+
+class ArtifactIntegrityError(ArtifactError):
+    """A model file or the manifest changed since it was saved (HMAC or SHA-256 mismatch)."""
+
+
+class UnsafeArtifactPathError(ArtifactError):
+    """A manifest names a file outside the model directory, a symlink, or an unlisted file."""
+
+
+class KeyMismatchError(ArtifactError, ConfigError):
+    """The key in use is not the one the model (or the erasure records) were made with."""
+
+
+class ErasureError(RecsysError):
+    """An erasure could not be completed or could not be honoured (its tombstone stays)."""
+
+
+class TombstoneKeyError(ErasureError, ConfigError):
+    """Erasure records exist that the key in use cannot match: training would re-learn them."""

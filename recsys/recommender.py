@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from recsys.pipeline.pipeline import Pipeline
 from recsys.pipeline.query import make_query
 from recsys.privacy import consent as consent_store
 from recsys.privacy.consent import ConsentStore, SQLiteConsentStore
+from recsys.privacy.erasure import erase_in_model, tombstones_for
 from recsys.privacy.minimize import MinimizedData
 from recsys.privacy.policy import Policy
 from recsys.privacy.pseudonym import Pseudonymizer
@@ -35,6 +37,8 @@ class Recommender:
     :class:`~recsys.privacy.consent.ConsentStore`, by default the SQLite database of the shop's
     state directory (:class:`~recsys.state.StateDir`), shared by every process that uses it.
     """
+
+    _swap = threading.Lock()  # read-modify-swap of the model (forget) one at a time
 
     def __init__(
         self,
@@ -65,7 +69,7 @@ class Recommender:
         cfg = self.config or RecommenderConfig()
         policy = self.policy or Policy.default()
         store = self.consent_store_
-        tombstones = set(erased) | store.erased()
+        tombstones = set(erased) | tombstones_for(store, self.pseudonymizer)
         md = minimized(
             data, cfg, policy, now=now, pseudonymizer=self.pseudonymizer, erased=tombstones
         )
@@ -119,16 +123,13 @@ class Recommender:
         return c.email if purpose == "email" else c.personalization
 
     def forget(self, user_id: str) -> dict[str, int]:
-        """Erase a user: a tombstone first, then their consent record, then their place in the
-        model (history, user factor; touched items re-solved). Save afterwards to erase the
-        artifact on disk too. Returns what was removed (counts only)."""
-        key = self.key_of(user_id)
-        store = self.consent_store_
-        store.mark_erased(key)
-        removed_consent = int(store.delete(key))
-        model, removed = self.model_.without_user(key)
-        self.use(model)
-        return {**removed, "consent_records": removed_consent}
+        """Erase a user: tombstone first, then consent record and place in the model (touched
+        items re-solved); save afterwards to erase the artifact too. Returns counts only."""
+        with self._swap:
+            store, ps = self.consent_store_, self.pseudonymizer
+            model, removed = erase_in_model(self.model_, store, user_id, ps)
+            self.use(model)
+        return removed
 
     # --- serving ------------------------------------------------------------------------------
     def query(self, user_id: str, k: int = 10, **kwargs: Any) -> Query:
@@ -177,7 +178,7 @@ class Recommender:
     def save(self, path: str | Path) -> Path:
         from recsys.model.artifacts import save_model
 
-        return save_model(self.model_, Path(path))
+        return save_model(self.model_, Path(path), signer=self.pseudonymizer)
 
     @classmethod
     def load(

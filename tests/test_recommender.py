@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from recsys.data.synthetic import END
-from recsys.errors import ArtifactError, ConfigError, NotFittedError
-from recsys.privacy import Pseudonymizer
+from recsys.errors import NotFittedError
 from recsys.privacy.consent import SQLiteConsentStore
 from recsys.recommender import Recommender
 
@@ -114,56 +111,6 @@ def test_explain_any_item(fitted, small_shop) -> None:
     assert abs(fitted.model_.ranker.base + sum(v for _, v in e.attributions) - e.score) < 1e-9
     with pytest.raises(KeyError):
         fitted.explain(u, "no-such-item")
-
-
-def test_save_load_round_trip(fitted, small_shop, pseudonymizer, tmp_path: Path) -> None:
-    path = fitted.save(tmp_path / "model")
-    assert sorted(p.name for p in path.iterdir()) == ["arrays.npz", "manifest.json"]
-    back = Recommender.load(path, pseudonymizer=pseudonymizer, consent=fitted.consent)
-    users = small_shop.users["user_id"].iloc[:40].tolist()
-    assert back.recommend_many(users, 10) == fitted.recommend_many(users, 10)
-    # consent is not part of the artifact: with an empty store nobody is personalized
-    empty = Recommender.load(path, pseudonymizer=pseudonymizer, consent=SQLiteConsentStore())
-    assert not any(r.personalized for r in empty.recommend_many(users, 10))
-    manifest = json.loads((path / "manifest.json").read_text())
-    assert manifest["pseudonymized"] and len(manifest["files"]["arrays.npz"]) == 64
-
-
-def test_artifact_holds_no_raw_user_id(fitted, small_shop, tmp_path: Path) -> None:
-    path = fitted.save(tmp_path / "model")
-    raw = set(small_shop.users["user_id"])
-    with np.load(path / "arrays.npz", allow_pickle=False) as z:
-        strings = {str(s) for k in z.files if z[k].dtype.kind == "U" for s in z[k]}
-    assert not strings & raw
-    assert not any(u in (path / "manifest.json").read_text() for u in raw)
-
-
-def test_tampered_artifact_is_refused(fitted, pseudonymizer, tmp_path: Path) -> None:
-    path = fitted.save(tmp_path / "model")
-    with (path / "arrays.npz").open("r+b") as f:
-        f.seek(100)
-        f.write(b"\x00\x01\x02")
-    with pytest.raises(ArtifactError, match="SHA-256"):
-        Recommender.load(path, pseudonymizer=pseudonymizer)
-
-
-def test_wrong_key_is_refused(fitted, tmp_path: Path) -> None:
-    path = fitted.save(tmp_path / "model")
-    with pytest.raises(ConfigError, match="key differs"):
-        Recommender.load(path, pseudonymizer=Pseudonymizer(b"another-key-0123456789"))
-
-
-def test_saving_raw_ids_is_refused(small_shop, tmp_path: Path) -> None:
-    rec = Recommender().fit(small_shop, now=END)
-    with pytest.raises(ArtifactError, match="raw user ids"):
-        rec.save(tmp_path / "model")
-
-
-def test_save_replaces_atomically(fitted, pseudonymizer, tmp_path: Path) -> None:
-    path = fitted.save(tmp_path / "model")
-    fitted.save(path)  # overwrite in place: no leftovers
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
-    Recommender.load(path, pseudonymizer=pseudonymizer)
 
 
 def test_request_context(fitted, small_shop) -> None:

@@ -159,11 +159,11 @@ def consent_from_args(args: argparse.Namespace):
 
 
 def _load(args: argparse.Namespace):
-    """The model of ``--model``, with the key and consent store the other commands use."""
-    from recsys.model.artifacts import read_manifest
+    """The model of ``--model``, with the key and consent store the other commands use (the key
+    also authenticates the model's manifest)."""
     from recsys.recommender import Recommender
 
-    ps = pseudonymizer_from_args(args) if read_manifest(Path(args.model))["pseudonymized"] else None
+    ps = pseudonymizer_from_args(args)
     return Recommender.load(args.model, pseudonymizer=ps, consent=consent_from_args(args))
 
 
@@ -227,17 +227,31 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+UNKNOWN_USER_EXIT = 3
+"""Exit code of ``recsys forget`` when nothing about the id was found (2: an error)."""
+
+
 def forget(args: argparse.Namespace) -> int:
+    """Erase a user; exit 0 when erased, 3 when the id is unknown, 2 on an error (the
+    tombstone, recorded first, stays in place)."""
+    import sys
+
     from recsys.privacy.erasure import forget as erase
 
     if not args.model and not args.data:
-        print("recsys forget: give --model DIR and/or --data DIR")
+        print("recsys forget: give --model DIR and/or --data DIR", file=sys.stderr)
         return 2
     report = erase(
         args.user_id, pseudonymizer_from_args(args), consent_from_args(args),
         model_dir=args.model, data_dir=args.data,
     )  # fmt: skip
     print(report.to_text())
+    if not report.known:
+        print(
+            f"recsys: unknown user {args.user_id.strip()!r} (exit code {UNKNOWN_USER_EXIT})",
+            file=sys.stderr,
+        )
+        return UNKNOWN_USER_EXIT
     return 0
 
 

@@ -70,7 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print the structured result as JSON")
     r.set_defaults(func=commands.recommend)
 
-    f = sub.add_parser("forget", help="erase a user from the model, the data and future training")
+    f = sub.add_parser(
+        "forget",
+        help="erase a user from the model, the data and future training",
+        epilog="exit codes: 0 erased, 3 unknown id (nothing found; the tombstone is still "
+        "recorded), 2 error (the tombstone, recorded first, stays)",
+    )
     add_key_arg(f)
     f.add_argument("user_id", metavar="USER_ID")
     f.add_argument("--model", metavar="DIR", help="model directory to erase the user from")

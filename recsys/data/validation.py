@@ -265,6 +265,12 @@ def _as_text(s: pd.Series) -> pd.Series:
     return s.astype(object).where(s.notna(), "").astype(str).str.strip()
 
 
+def ids_as_text(s: pd.Series) -> pd.Series:
+    """Ids as every loader stores them: stripped text, whole floats without ``.0`` (Parquet
+    reads an id column with gaps as float). Erasure matches ids with this, not a copy of it."""
+    return _as_text(s)
+
+
 def _utc(ts: pd.Series, tz: str | None) -> pd.Series:
     if ts.dt.tz is None:
         ts = ts.dt.tz_localize(tz or "UTC", ambiguous="NaT", nonexistent="NaT")

@@ -1,31 +1,53 @@
-"""Model directories: plain arrays and JSON, never pickle, so loading can never execute code.
+"""Model directories: plain arrays and JSON, never pickle, published atomically, authenticated.
 
-A model directory holds ``arrays.npz`` (read with ``allow_pickle=False``) and ``manifest.json``
-(versions, configuration, feature names, and the SHA-256 of every file, checked on load). A save
-is atomic: the new directory replaces the old in one rename, so a server hot-swapping models never
-sees half a model.
+Layout of a model directory ``DIR`` (what ``save_model`` writes and ``open_model`` reads)::
+
+    DIR/CURRENT                 "000007 <SHA-256 of its manifest.json>": the published version
+    DIR/versions/000007/        arrays.npz (read with allow_pickle=False) + manifest.json
+    DIR/.lock                   taken while saving, so two saves take turns
+
+A save writes a new version directory under a temporary name, flushes it, renames it into
+``versions/`` and then switches ``CURRENT`` with one atomic rename: a crash at any step leaves
+the previous version loadable, and the next save deletes what a killed save left behind. Older
+versions are deleted once the pointer has switched (an erased customer must not survive in an
+old version). A directory holding ``manifest.json`` itself (a copied version) loads too.
+
+The manifest is canonical JSON carrying an HMAC-SHA256 made with a sub-key of the shop's
+pseudonymization key (:meth:`~recsys.privacy.pseudonym.Pseudonymizer.mac`), so nobody without
+the key can change a re-ranking trade-off, a fairness group or the list of files; its schema is
+validated (``extra="forbid"``), and ``files`` must name exactly the files the loader reads, each
+a plain file inside the version directory with the SHA-256 the manifest states. Every failure is
+an :class:`~recsys.errors.ArtifactError` subclass with a one-line message.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
-import os
-import shutil
-import tempfile
+import re
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from recsys import __version__
+from recsys import __version__, atomic
 from recsys.candidates.implicit_adapter import ImplicitModel
 from recsys.config import RecommenderConfig
 from recsys.data.schema import CATEGORY_SEP
-from recsys.errors import ArtifactError, ConfigError
+from recsys.errors import (
+    ArtifactError,
+    ArtifactFormatError,
+    ArtifactIntegrityError,
+    ConfigError,
+    KeyMismatchError,
+    ManifestError,
+    UnsafeArtifactPathError,
+)
 from recsys.features.context import FeatureContext
 from recsys.features.history import Catalog, History, Vocabulary
 from recsys.features.stats import Cooccurrence
@@ -35,16 +57,56 @@ from recsys.privacy.pseudonym import Pseudonymizer
 from recsys.ranking.additive import AdditiveModel
 
 FORMAT = "recsys-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2: versioned directories and an authenticated manifest (version 1 had neither)."""
 ARRAYS = "arrays.npz"
 MANIFEST = "manifest.json"
+POINTER = "CURRENT"
+VERSIONS = "versions"
+LOCK = ".lock"
+READS = frozenset({ARRAYS})
+"""The files the loader reads besides the manifest: ``files`` must list exactly these."""
+MAC_DOMAIN = "recsys-model-manifest"
+MAX_MANIFEST_BYTES = 16 << 20
+_POINTER_RE = re.compile(rb"(\d{6,12}) ([0-9a-f]{64})\n")
+_VERSION_RE = re.compile(r"\d{6,12}")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*")
+
+Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Manifest(BaseModel):
+    """What ``manifest.json`` holds; anything else in it is refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    format: Literal["recsys-model"]
+    format_version: int
+    versions: dict[str, str]
+    purpose: str
+    config: dict[str, Any]
+    policy: dict[str, Any]
+    features: list[str] = Field(min_length=1)
+    collaborative_params: dict[str, Any]
+    training: dict[str, Any]
+    pseudonymized: bool
+    key_id: str | None
+    signing_key_id: str
+    data_cutoff: str
+    minimization: dict[str, Any] | None
+    files: dict[str, Digest] = Field(min_length=1)
+    hmac: Digest
 
 
 def sha256(path: Path) -> str:
+    with Path(path).open("rb") as f:
+        return _sha256_of(f)
+
+
+def _sha256_of(f: IO[bytes]) -> str:
     h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
     return h.hexdigest()
 
 
@@ -91,104 +153,242 @@ def model_arrays(model: FittedModel) -> dict[str, np.ndarray]:
     return arrays
 
 
-def save_model(model: FittedModel, path: Path) -> Path:
-    if model.key_id is None and model.purpose != "evaluation":
-        raise ArtifactError(
-            "refusing to save raw user ids: fit with a Pseudonymizer (RECSYS_PSEUDONYM_KEY) so the "
-            "artifact holds pseudonyms only"
-        )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+# --- canonical, authenticated manifest ---------------------------------------------------------
+def _mac_input(body: dict[str, Any]) -> bytes:
+    """The bytes the HMAC covers: the manifest without its ``hmac``, compact and key-sorted."""
+    rest = {k: v for k, v in body.items() if k != "hmac"}
+    return json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def _file_bytes(manifest: dict[str, Any]) -> bytes:
+    """The one byte form a manifest file may have (so no byte of it escapes the HMAC)."""
+    return (json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=True) + "\n").encode()
+
+
+def sign_manifest(body: dict[str, Any], signer: Pseudonymizer) -> bytes:
+    """The manifest file for ``body``: its values made JSON-native, an HMAC added."""
+    body = json.loads(json.dumps(body, default=str))  # JSON-native values only
+    body["hmac"] = signer.mac(MAC_DOMAIN, _mac_input(body))
+    return _file_bytes(body)
+
+
+def _one_line(exc: ValidationError) -> str:
+    errs = exc.errors()
+    first = errs[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    more = f" (and {len(errs) - 1} more)" if len(errs) > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def parse_manifest(raw: bytes, signer: Pseudonymizer, *, where: str) -> Manifest:
+    """Check one manifest's bytes: JSON, canonical form, format version, HMAC, schema."""
     try:
-        # uncompressed on purpose: what is stored can be searched byte for byte (erasure checks)
-        np.savez(tmp / ARRAYS, **model_arrays(model))
-        manifest: dict[str, Any] = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "versions": _versions(),
-            "purpose": model.purpose,
-            "config": model.config.model_dump(mode="json"),
-            "policy": model.policy.model_dump(mode="json"),
-            "features": list(model.feature_names),
-            "collaborative_params": model.ctx.collab.get_params(),
-            "training": model.training,
-            "pseudonymized": model.key_id is not None,
-            "key_id": model.key_id,
-            "data_cutoff": str(np.datetime64(model.cutoff, "s")),
-            "minimization": model.minimization,
-            "files": {ARRAYS: sha256(tmp / ARRAYS)},
-        }
-        (tmp / MANIFEST).write_text(
-            json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{where}: corrupt manifest (not JSON: {exc})") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"{where}: corrupt manifest (expected a JSON object)")
+    if data.get("format") != FORMAT:
+        raise ManifestError(f"{where}: not a recsys model manifest (format {data.get('format')!r})")
+    version = data.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ManifestError(f"{where}: format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ArtifactFormatError(
+            f"{where}: saved in model format version {version}, but this recsys "
+            f"({__version__}) reads format version {FORMAT_VERSION}: upgrade recsys to load it"
         )
-        _replace_dir(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    if not target.exists():
-        os.replace(new, target)
-        return
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def read_manifest(path: Path) -> dict[str, Any]:
-    mf = Path(path) / MANIFEST
-    if not mf.exists():
-        raise ArtifactError(f"{path}: not a recsys model directory (no {MANIFEST})")
+    if version < FORMAT_VERSION:
+        raise ArtifactFormatError(
+            f"{where}: saved in model format version {version}, which this recsys ({__version__}) "
+            f"no longer reads (it reads version {FORMAT_VERSION}: an authenticated manifest); "
+            "retrain the model"
+        )
+    if raw != _file_bytes(data):
+        raise ArtifactIntegrityError(
+            f"{where}: manifest modified since it was saved (its bytes are not the form recsys "
+            "writes)"
+        )
+    mac = data.get("hmac")
+    expected = signer.mac(MAC_DOMAIN, _mac_input(data))
+    if not isinstance(mac, str) or not hmac.compare_digest(mac, expected):
+        signed_by = data.get("signing_key_id")
+        if isinstance(signed_by, str) and signed_by != signer.key_id:
+            raise KeyMismatchError(
+                f"{where}: the pseudonymization key differs from the one this model was saved "
+                f"with (key id {signed_by}; the key in use has id {signer.key_id})"
+            )
+        raise ArtifactIntegrityError(
+            f"{where}: manifest modified since it was saved (HMAC-SHA256 check failed)"
+        )
     try:
-        manifest = json.loads(mf.read_text())
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{mf}: corrupt manifest: {exc}") from exc
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
-        raise ArtifactError(
-            f"{mf}: format {manifest.get('format')!r} v{manifest.get('format_version')}, "
-            f"expected {FORMAT!r} v{FORMAT_VERSION}"
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        raise ManifestError(f"{where}: invalid manifest: {_one_line(exc)}") from None
+
+
+# --- layout: pointer and versions --------------------------------------------------------------
+def _read_pointer(path: Path) -> bytes | None:
+    """The raw bytes of ``CURRENT`` (``None`` when there is none)."""
+    p = path / POINTER
+    if p.is_symlink():
+        raise UnsafeArtifactPathError(f"{p}: is a symlink; recsys writes a plain file")
+    try:
+        with p.open("rb") as f:
+            return f.read(256)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ArtifactError(f"{p}: cannot be read: {exc}") from None
+
+
+def _parse_pointer(path: Path, raw: bytes) -> tuple[str, str]:
+    m = _POINTER_RE.fullmatch(raw)
+    if m is None:
+        raise ArtifactIntegrityError(
+            f"{path / POINTER}: corrupt version pointer (expected '<6+ digits> <SHA-256>' and a "
+            "newline)"
         )
-    for name, digest in manifest["files"].items():
-        f = Path(path) / name
-        if not f.exists() or sha256(f) != digest:
-            raise ArtifactError(f"{f}: missing or modified since it was saved (SHA-256 mismatch)")
-    return manifest
+    return m.group(1).decode(), m.group(2).decode()
+
+
+def _published(path: Path) -> tuple[Path, str | None]:
+    """The directory to load, and the manifest digest the pointer promises (``None``: a plain
+    model directory without a pointer)."""
+    raw = _read_pointer(path)
+    if raw is None:
+        if (path / MANIFEST).is_file():
+            return path, None
+        if not path.exists():
+            raise ArtifactError(f"{path}: no such model directory")
+        raise ArtifactError(f"{path}: not a recsys model directory (no {POINTER} or {MANIFEST})")
+    name, digest = _parse_pointer(path, raw)
+    vdir = path / VERSIONS / name
+    if vdir.is_symlink() or not vdir.is_dir():
+        raise ArtifactError(
+            f"{path / POINTER}: points to version {name}, which is missing or not a directory"
+        )
+    return vdir, digest
+
+
+def _checked_files(vdir: Path, manifest: Manifest, *, plain: bool) -> None:
+    """``files`` names exactly :data:`READS`, each a plain file inside ``vdir``, nothing else."""
+    for name in manifest.files:
+        if not _SAFE_NAME.fullmatch(name):
+            raise UnsafeArtifactPathError(
+                f"{vdir / MANIFEST}: files entry {name!r} is not a plain file name inside the "
+                "model directory"
+            )
+    listed = set(manifest.files)
+    if listed != READS:
+        raise ManifestError(
+            f"{vdir / MANIFEST}: files lists {sorted(listed)}, expected exactly {sorted(READS)}"
+        )
+    present = {p.name for p in vdir.iterdir()} - {MANIFEST}
+    if plain:  # a directory that may also hold the versioned layout's own entries
+        present -= {VERSIONS, LOCK}
+        present = {n for n in present if not n.startswith(f".{POINTER}.")}
+    if present != listed:
+        extra, missing = sorted(present - listed), sorted(listed - present)
+        raise UnsafeArtifactPathError(
+            f"{vdir}: files not listed in the manifest: {extra}; listed but missing: {missing}"
+        )
+    root = vdir.resolve()
+    for name in listed:
+        f = vdir / name
+        if f.is_symlink() or not f.is_file() or f.resolve().parent != root:
+            raise UnsafeArtifactPathError(f"{f}: not a plain file inside the model directory")
+
+
+def _open_checked(path: Path, signer: Pseudonymizer) -> tuple[Path, Manifest]:
+    vdir, promised = _published(path)
+    mf = vdir / MANIFEST
+    try:
+        with mf.open("rb") as f:
+            raw = f.read(MAX_MANIFEST_BYTES + 1)
+    except FileNotFoundError:
+        raise ArtifactError(f"{mf}: missing") from None
+    except OSError as exc:
+        raise ArtifactError(f"{mf}: cannot be read: {exc}") from None
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestError(f"{mf}: larger than {MAX_MANIFEST_BYTES:,} bytes")
+    if promised is not None and hashlib.sha256(raw).hexdigest() != promised:
+        raise ArtifactIntegrityError(
+            f"{mf}: does not match the SHA-256 that {path / POINTER} states (modified, or the "
+            "pointer is)"
+        )
+    manifest = parse_manifest(raw, signer, where=str(mf))
+    _checked_files(vdir, manifest, plain=promised is None)
+    return vdir, manifest
+
+
+def read_manifest(path: Path, signer: Pseudonymizer) -> Manifest:
+    """The checked manifest of the published version of ``path`` (see :func:`open_model`)."""
+    return _open_checked(Path(path), signer)[1]
 
 
 def open_model(
     path: Path, pseudonymizer: Pseudonymizer | None = None
 ) -> tuple[FittedModel, Pseudonymizer | None]:
-    """A checked model directory, and the key to use with it: ``pseudonymizer``, else the
-    environment's key for a pseudonymized model (``None`` for a model with raw ids)."""
-    manifest = read_manifest(path)
-    ps = None
-    if manifest["pseudonymized"]:
-        ps = pseudonymizer or Pseudonymizer.from_env()
-    return _load(path, manifest, ps), ps
+    """The published model of ``path``, checked, and the key to use with it.
+
+    ``pseudonymizer`` (default: the environment's key) authenticates the manifest and, for a
+    pseudonymized model, must be the key it was trained with; it is returned for such a model
+    (``None`` for a model with raw ids). A save replacing the model while it is read is retried.
+    """
+    path = Path(path)
+    ps = pseudonymizer or Pseudonymizer.from_env()
+    for attempt in range(3):
+        before = _read_pointer(path)
+        try:
+            vdir, manifest = _open_checked(path, ps)
+            return _load(vdir, manifest, ps), (ps if manifest.pseudonymized else None)
+        except ArtifactError:
+            if attempt == 2 or _read_pointer(path) == before:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def load_model(path: Path, *, pseudonymizer: Pseudonymizer | None = None) -> FittedModel:
-    """A checked model directory as a :class:`FittedModel` (``pseudonymizer``, when given, must
-    hold the key the model was trained with)."""
-    return _load(path, read_manifest(path), pseudonymizer)
+    """The published model of ``path`` as a :class:`FittedModel` (see :func:`open_model`)."""
+    return open_model(path, pseudonymizer)[0]
 
 
-def _load(path: Path, manifest: dict[str, Any], pseudonymizer: Pseudonymizer | None) -> FittedModel:
-    if (
-        manifest["pseudonymized"]
-        and pseudonymizer is not None
-        and pseudonymizer.key_id != manifest["key_id"]
-    ):
-        raise ConfigError(
-            f"{path}: the pseudonymization key differs from the one this model was trained with"
+def _load(vdir: Path, manifest: Manifest, ps: Pseudonymizer) -> FittedModel:
+    where = vdir / MANIFEST
+    if manifest.pseudonymized != (manifest.key_id is not None):
+        raise ManifestError(f"{where}: pseudonymized and key_id disagree")
+    if manifest.pseudonymized and manifest.key_id != ps.key_id:
+        raise KeyMismatchError(
+            f"{where}: the pseudonymization key differs from the one this model was trained with"
         )
-    with np.load(Path(path) / ARRAYS, allow_pickle=False) as z:
-        a = {k: z[k] for k in z.files}
+    try:
+        config = RecommenderConfig.model_validate(manifest.config)
+        policy = Policy.model_validate(manifest.policy)
+    except ValidationError as exc:
+        raise ManifestError(f"{where}: invalid configuration: {_one_line(exc)}") from None
+    except ConfigError as exc:
+        raise ManifestError(f"{where}: invalid configuration: {exc}") from None
+    f = vdir / ARRAYS
+    try:
+        with f.open("rb") as fh:  # hashed and read through one handle: what is checked is read
+            if _sha256_of(fh) != manifest.files[ARRAYS]:
+                raise ArtifactIntegrityError(f"{f}: modified since it was saved (SHA-256 mismatch)")
+            fh.seek(0)
+            with np.load(fh, allow_pickle=False) as z:
+                a = {k: z[k] for k in z.files}
+        return _model(manifest, config, policy, a)
+    except ArtifactError:
+        raise
+    except OSError as exc:
+        raise ArtifactError(f"{f}: cannot be read: {exc}") from None
+    except (KeyError, ValueError, IndexError, TypeError) as exc:
+        raise ArtifactError(f"{vdir}: inconsistent model arrays: {exc!r}") from None
+
+
+def _model(
+    manifest: Manifest, config: RecommenderConfig, policy: Policy, a: dict[str, np.ndarray]
+) -> FittedModel:
     items = pd.DataFrame(
         {
             "item_id": a["item_ids"].astype(object),
@@ -210,16 +410,136 @@ def _load(path: Path, manifest: dict[str, Any], pseudonymizer: Pseudonymizer | N
         Vocabulary(a["user_ids"].astype(object)), catalog.items, a["history_indptr"],
         a["history_item"], a["history_ts"], a["history_event"], a["history_value"],
     )  # fmt: skip
-    collab = ImplicitModel.from_arrays(manifest["collaborative_params"], a)
+    collab = ImplicitModel.from_arrays(manifest.collaborative_params, a)
     ctx = FeatureContext(history, catalog, collab, Cooccurrence.from_arrays(a))
     return FittedModel(
-        config=RecommenderConfig.model_validate(manifest["config"]),
-        policy=Policy.model_validate(manifest["policy"]),
-        purpose=manifest["purpose"],
+        config=config,
+        policy=policy,
+        purpose=manifest.purpose,
         ctx=ctx,
-        feature_names=tuple(manifest["features"]),
-        ranker=AdditiveModel.from_arrays(manifest["features"], a),
-        key_id=manifest["key_id"],
-        minimization=manifest.get("minimization"),
-        training=manifest.get("training", {}),
+        feature_names=tuple(manifest.features),
+        ranker=AdditiveModel.from_arrays(manifest.features, a),
+        key_id=manifest.key_id,
+        minimization=manifest.minimization,
+        training=manifest.training,
     )
+
+
+# --- saving --------------------------------------------------------------------------------------
+def _manifest_body(model: FittedModel, signer: Pseudonymizer) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "versions": _versions(),
+        "purpose": model.purpose,
+        "config": model.config.model_dump(mode="json"),
+        "policy": model.policy.model_dump(mode="json"),
+        "features": list(model.feature_names),
+        "collaborative_params": model.ctx.collab.get_params(),
+        "training": model.training,
+        "pseudonymized": model.key_id is not None,
+        "key_id": model.key_id,
+        "signing_key_id": signer.key_id,
+        "data_cutoff": str(np.datetime64(model.cutoff, "s")),
+        "minimization": model.minimization,
+    }
+
+
+def _check_target(path: Path) -> None:
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise ArtifactError(f"{path}: exists and is not a directory; refusing to write a model")
+    if path.is_dir() and any(path.iterdir()):
+        ours = (POINTER, VERSIONS, MANIFEST, LOCK)
+        if not any((path / n).exists() for n in ours):
+            raise ArtifactError(
+                f"{path}: not empty and not a recsys model directory; refusing to write into it"
+            )
+
+
+def _current(path: Path) -> str | None:
+    """The published version's name, when the pointer is intact."""
+    with contextlib.suppress(ArtifactError):
+        raw = _read_pointer(path)
+        if raw is not None:
+            return _parse_pointer(path, raw)[0]
+    return None
+
+
+def _legacy_siblings(path: Path) -> list[Path]:
+    """What the directory-swap saves of format 1 left beside ``path`` when killed."""
+    out = []
+    for p in path.parent.glob(f".{path.name}.*"):
+        if (
+            p.is_dir()
+            and not p.is_symlink()
+            and {q.name for q in p.iterdir()} <= {ARRAYS, MANIFEST}
+        ):
+            out.append(p)
+    return out
+
+
+def clean(path: Path, keep: str | None) -> list[Path]:
+    """Delete what is not the published version ``keep``: killed saves' temporary directories
+    and pointer files, older versions, and (once a pointer exists) a plain layout's files."""
+    versions = path / VERSIONS
+    doomed = [p for p in versions.iterdir() if p.name != keep] if versions.is_dir() else []
+    doomed += atomic.leftovers(path, POINTER) + _legacy_siblings(path)
+    if keep is not None:
+        doomed += [path / n for n in (ARRAYS, MANIFEST) if (path / n).is_file()]
+    for p in doomed:
+        atomic.remove(p)
+    return doomed
+
+
+def _next_name(versions: Path, current: str | None) -> str:
+    taken = [int(p.name) for p in versions.iterdir() if _VERSION_RE.fullmatch(p.name)]
+    if current is not None:
+        taken.append(int(current))
+    return f"{max(taken, default=0) + 1:06d}"
+
+
+def save_model(model: FittedModel, path: Path, *, signer: Pseudonymizer | None) -> Path:
+    """Publish ``model`` as a new version of the model directory ``path`` (see the module
+    docstring); ``signer`` is the shop's key, which authenticates the manifest."""
+    if model.key_id is None and model.purpose != "evaluation":
+        raise ArtifactError(
+            "refusing to save raw user ids: fit with a Pseudonymizer (RECSYS_PSEUDONYM_KEY) so the "
+            "artifact holds pseudonyms only"
+        )
+    if signer is None:
+        raise ArtifactError(
+            "refusing to save without the shop's key: it authenticates the manifest (fit or load "
+            "with a Pseudonymizer)"
+        )
+    if model.key_id is not None and model.key_id != signer.key_id:
+        raise KeyMismatchError(
+            "the key given to save differs from the one the model was trained with"
+        )
+    path = Path(path)
+    _check_target(path)
+    arrays = model_arrays(model)
+    body = _manifest_body(model, signer)
+    atomic.make_dir(path)
+    with atomic.exclusive_lock(path / LOCK):
+        current = _current(path)
+        versions = path / VERSIONS
+        atomic.make_dir(versions)
+        clean(path, current)
+        tmp = atomic.make_temp_dir(versions, ".tmp-")
+        try:
+            # uncompressed on purpose: what is stored can be searched byte for byte (erasure)
+            atomic.write_file(tmp / ARRAYS, lambda p: np.savez(p, **arrays))
+            text = sign_manifest({**body, "files": {ARRAYS: sha256(tmp / ARRAYS)}}, signer)
+            atomic.write_file(tmp / MANIFEST, lambda p: p.write_bytes(text))
+            atomic.fsync(tmp)
+            name = _next_name(versions, current)
+            atomic.replace(tmp, versions / name)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                atomic.remove(tmp)
+            raise
+        atomic.fsync(versions)
+        pointer = f"{name} {hashlib.sha256(text).hexdigest()}\n".encode()
+        atomic.write_bytes_atomic(path / POINTER, pointer)
+        clean(path, name)
+    return path

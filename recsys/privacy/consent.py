@@ -27,6 +27,10 @@ class Consent:
 
 
 NO_CONSENT = Consent()
+RAW_IDS = "raw"
+"""The key id of tombstones that hold raw user ids (a model fitted without a Pseudonymizer)."""
+UNKNOWN_KEY = "unknown"
+"""The key id of tombstones recorded before the store kept key ids."""
 
 
 class ConsentStore(Protocol):
@@ -47,9 +51,11 @@ class ConsentStore(Protocol):
 
     def delete(self, key: str) -> bool: ...
 
-    def mark_erased(self, key: str) -> None: ...
+    def mark_erased(self, key: str, key_id: str = RAW_IDS) -> None: ...
 
     def erased(self) -> set[str]: ...
+
+    def erased_by_key(self) -> dict[str, set[str]]: ...
 
 
 def get(store: ConsentStore, key: str) -> Consent:
@@ -67,9 +73,17 @@ CREATE TABLE IF NOT EXISTS consent (
 );
 CREATE TABLE IF NOT EXISTS erased (
     pseudonym TEXT PRIMARY KEY,
-    erased_at REAL NOT NULL
+    erased_at REAL NOT NULL,
+    key_id TEXT
 );
 """
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Stores written before tombstones recorded their key id gain the column (NULL: unknown)."""
+    cols = {r[1] for r in conn.execute("PRAGMA table_info(erased)").fetchall()}
+    if "key_id" not in cols:
+        conn.execute("ALTER TABLE erased ADD COLUMN key_id TEXT")
 
 
 class SQLiteConsentStore:
@@ -104,6 +118,7 @@ class SQLiteConsentStore:
             if self._memory_conn is None:
                 self._memory_conn = sqlite3.connect(":memory:", check_same_thread=False)
                 self._memory_conn.executescript(_SCHEMA)
+                _migrate(self._memory_conn)
             return self._memory_conn
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -112,6 +127,7 @@ class SQLiteConsentStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
+            _migrate(conn)
             self._local.conn = conn
         return conn
 
@@ -200,13 +216,25 @@ class SQLiteConsentStore:
             )
         )
 
-    def mark_erased(self, key: str) -> None:
-        """Record an erasure (the pseudonym only); training leaves the customer out for good."""
+    def mark_erased(self, key: str, key_id: str = RAW_IDS) -> None:
+        """Record an erasure (the pseudonym only, and the id of the key that made it); training
+        leaves the customer out for good. Durable on return."""
         self._run(
-            lambda c: c.execute("INSERT OR IGNORE INTO erased VALUES (?, ?)", (key, time.time()))
+            lambda c: c.execute(
+                "INSERT OR IGNORE INTO erased (pseudonym, erased_at, key_id) VALUES (?, ?, ?)",
+                (key, time.time(), key_id),
+            )
         )
 
     def erased(self) -> set[str]:
         return {
             r[0] for r in self._run(lambda c: c.execute("SELECT pseudonym FROM erased").fetchall())
         }
+
+    def erased_by_key(self) -> dict[str, set[str]]:
+        """Tombstones per id of the key that made them (:data:`UNKNOWN_KEY` for old records)."""
+        rows = self._run(lambda c: c.execute("SELECT pseudonym, key_id FROM erased").fetchall())
+        out: dict[str, set[str]] = {}
+        for pseudonym, key_id in rows:
+            out.setdefault(key_id or UNKNOWN_KEY, set()).add(pseudonym)
+        return out

@@ -1,25 +1,41 @@
 """The right to erasure and the right of access, for a model directory and a data directory.
 
-Erasure first records a tombstone (the pseudonym only) in the consent store, so a crash part-way
-can never let the next training run re-learn the customer; then it removes their consent record,
-their place in the model (history, user factor; the touched items' factors re-solved) and their
-rows in the stored data tables. recsys keeps no request logs.
+Erasure first records a tombstone (the pseudonym only, and the id of the key that made it) in
+the consent store, so a failure part-way can never let the next training run re-learn the
+customer; then it removes their rows from the stored data tables, their consent record and their
+place in the model (history, user factor; the touched items' factors re-solved), and saves the
+model as a new version (older versions are deleted). Ids are matched with the loaders' own
+normalization (:func:`recsys.data.validation.ids_as_text`). Training refuses to run while
+tombstones exist that the key in use cannot match. recsys keeps no request logs.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from recsys.data.loaders import TABLES
-from recsys.errors import DataValidationError
-from recsys.privacy.consent import ConsentStore
+from recsys import atomic
+from recsys.data.loaders import TABLES, read_table
+from recsys.data.validation import ROW, ids_as_text
+from recsys.errors import (
+    DataValidationError,
+    ErasureError,
+    KeyMismatchError,
+    RecsysError,
+    TombstoneKeyError,
+)
+from recsys.privacy.consent import RAW_IDS, ConsentStore
 from recsys.privacy.pseudonym import Pseudonymizer
+
+if TYPE_CHECKING:
+    from recsys.model.fitted import FittedModel
+
+USER_TABLES = ("interactions", "users", "audit")
+"""The tables keyed by user: each must have a ``user_id`` column to be erased from."""
 
 
 @dataclass
@@ -30,8 +46,19 @@ class ErasureReport:
     tombstone: str | None = None
     logs: str = "recsys keeps no request logs"
 
+    @property
+    def known(self) -> bool:
+        """Whether anything about the customer was found (history, factor, consent, rows)."""
+        found = (self.model.get(k, 0) for k in ("events", "user_factors", "consent_records"))
+        return any(found) or any(self.data_rows.values())
+
     def to_text(self) -> str:
         lines = [f"erased user (pseudonym {self.pseudonym})"]
+        if not self.known:
+            lines = [
+                f"unknown user (pseudonym {self.pseudonym}): not in the model, the data or the "
+                "consent store; nothing was removed"
+            ]
         for k, v in self.model.items():
             lines.append(f"  model: {k.replace('_', ' ')}: {v:,}")
         for f, n in self.data_rows.items():
@@ -42,12 +69,57 @@ class ErasureReport:
         return "\n".join(lines)
 
 
+def normalize_id(user_id: Any) -> str:
+    """``user_id`` as the loaders store ids (surrounding spaces dropped, ``12.0`` -> ``12``)."""
+    return str(ids_as_text(pd.Series([user_id])).iloc[0])
+
+
+def key_id_of(pseudonymizer: Pseudonymizer | None) -> str:
+    """The key id tombstones made with ``pseudonymizer`` carry (raw ids without one)."""
+    return pseudonymizer.key_id if pseudonymizer is not None else RAW_IDS
+
+
+def tombstones_for(store: ConsentStore, pseudonymizer: Pseudonymizer | None) -> set[str]:
+    """The tombstones a training run with ``pseudonymizer`` must apply.
+
+    Raises :class:`TombstoneKeyError` when some were made with another key (or before the
+    store recorded keys): this key cannot recognize those customers, so training would learn
+    them again."""
+    by_key = store.erased_by_key()
+    mine = key_id_of(pseudonymizer)
+    foreign = {k: len(v) for k, v in by_key.items() if k != mine}
+    if foreign:
+        raise TombstoneKeyError(
+            f"refusing to train: {sum(foreign.values()):,} erased customer(s) were recorded with "
+            f"another pseudonymization key (key id {', '.join(sorted(foreign))}) than the one in "
+            f"use (key id {mine}); this key cannot recognize them, so they would be learned again. "
+            "Train with the key they were made with (--key-file, --state-dir or "
+            "RECSYS_PSEUDONYM_KEY)"
+        )
+    return by_key.get(mine, set())
+
+
+def erase_in_model(
+    model: FittedModel, store: ConsentStore, user_id: str, pseudonymizer: Pseudonymizer | None
+) -> tuple[FittedModel, dict[str, int]]:
+    """Tombstone first, then the consent record, then a new model without the user (the given
+    one is left as it was, for requests in flight). Returns the new model and the counts."""
+    uid = normalize_id(user_id)
+    key = pseudonymizer(uid) if pseudonymizer is not None else uid
+    store.mark_erased(key, key_id_of(pseudonymizer))
+    removed_consent = int(store.delete(key))
+    new, removed = model.without_user(key)
+    return new, {**removed, "consent_records": removed_consent}
+
+
 def _table_files(directory: Path) -> list[Path]:
     if (directory / "u.data").exists():
         raise DataValidationError(
             "MovieLens research data is read-only here; erase from your own copy of the source",
             file=str(directory),
         )
+    if not directory.is_dir():
+        raise DataValidationError("no such data directory", file=str(directory))
     return [
         directory / f"{t}.{ext}"
         for t in TABLES
@@ -56,27 +128,50 @@ def _table_files(directory: Path) -> list[Path]:
     ]
 
 
+def plan_data_erasure(directory: str | Path, user_id: str) -> list[tuple[Path, pd.DataFrame, int]]:
+    """Each table of a data directory that holds the user: (file, the table without them, rows
+    removed). Reads every file before anything is changed, so a corrupt file stops the erasure
+    before it has rewritten another."""
+    plans = []
+    uid = normalize_id(user_id)
+    for path in _table_files(Path(directory)):
+        df = read_table(path)
+        if "user_id" not in df.columns:
+            if path.stem in USER_TABLES:
+                raise DataValidationError(
+                    "no user_id column, so the user's rows cannot be found",
+                    file=str(path),
+                    expected="the canonical column names `recsys data synth` writes",
+                )
+            continue
+        mask = (ids_as_text(df["user_id"]) == uid).to_numpy()
+        if mask.any():
+            plans.append((path, df.loc[~mask].drop(columns=[ROW]), int(mask.sum())))
+    return plans
+
+
+def _write_table(path: Path, df: pd.DataFrame) -> None:
+    if path.suffix == ".parquet":
+        atomic.write_atomic(path, lambda p: df.to_parquet(p, index=False))
+    else:
+        atomic.write_atomic(path, lambda p: df.to_csv(p, index=False))
+
+
+def apply_data_erasure(plans: list[tuple[Path, pd.DataFrame, int]]) -> dict[str, int]:
+    """Write the tables of :func:`plan_data_erasure` (atomic per file; leftovers of killed
+    earlier rewrites are deleted first). Returns rows removed per file."""
+    removed = {}
+    for path, rest, n in plans:
+        for leftover in atomic.leftovers(path.parent, path.name):
+            atomic.remove(leftover)
+        _write_table(path, rest)
+        removed[str(path)] = n
+    return removed
+
+
 def erase_from_data_dir(directory: str | Path, user_id: str) -> dict[str, int]:
     """Rewrite each table of a data directory without the user's rows (atomic per file)."""
-    removed = {}
-    for path in _table_files(Path(directory)):
-        if path.suffix == ".parquet":
-            df = pd.read_parquet(path)
-        else:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False)
-        if "user_id" not in df.columns:
-            continue
-        mask = df["user_id"].astype(str) == str(user_id)
-        if not mask.any():
-            continue
-        tmp = path.with_name(f".{path.name}.partial")
-        if path.suffix == ".parquet":
-            df[~mask].to_parquet(tmp, index=False)
-        else:
-            df[~mask].to_csv(tmp, index=False)
-        os.replace(tmp, path)
-        removed[str(path)] = int(mask.sum())
-    return removed
+    return apply_data_erasure(plan_data_erasure(directory, user_id))
 
 
 def forget(
@@ -87,21 +182,42 @@ def forget(
     model_dir: str | Path | None = None,
     data_dir: str | Path | None = None,
 ) -> ErasureReport:
-    """Erase ``user_id`` everywhere recsys stores it; the report names only the pseudonym."""
+    """Erase ``user_id`` everywhere recsys stores it; the report names only the pseudonym.
+
+    Order: check the model's key (a tombstone under the wrong key would match nobody), record
+    the tombstone, read every data table, then rewrite the tables, delete the consent record,
+    remove the user from the model and save it. A failure after the tombstone raises
+    :class:`ErasureError` and leaves the tombstone, so training still leaves the user out.
+    ``report.known`` is false when nothing about the user was found."""
     from recsys.model.artifacts import load_model, save_model
 
-    report = ErasureReport(pseudonymizer(str(user_id)))
-    store.mark_erased(report.pseudonym)
-    report.tombstone = "the consent store"
-    report.model["consent_records"] = int(store.delete(report.pseudonym))
+    uid = normalize_id(user_id)
+    report = ErasureReport(pseudonymizer(uid))
+    model, failure = None, None
     if model_dir is not None:
-        model, removed = load_model(Path(model_dir), pseudonymizer=pseudonymizer).without_user(
-            report.pseudonym
-        )
-        report.model.update(removed)
-        save_model(model, Path(model_dir))
-    if data_dir is not None:
-        report.data_rows = erase_from_data_dir(data_dir, user_id)
+        try:
+            model = load_model(Path(model_dir), pseudonymizer=pseudonymizer)
+        except KeyMismatchError:
+            raise
+        except RecsysError as exc:
+            failure = exc
+    store.mark_erased(report.pseudonym, pseudonymizer.key_id)
+    report.tombstone = "the consent store"
+    try:
+        if failure is not None:
+            raise failure
+        plans = plan_data_erasure(data_dir, uid) if data_dir is not None else []
+        report.data_rows = apply_data_erasure(plans)
+        report.model["consent_records"] = int(store.delete(report.pseudonym))
+        if model is not None:
+            model, removed = model.without_user(report.pseudonym)
+            report.model.update(removed)
+            save_model(model, Path(model_dir), signer=pseudonymizer)
+    except (RecsysError, OSError) as exc:
+        raise ErasureError(
+            f"erasure incomplete: {exc}; the tombstone is recorded, so training leaves the user "
+            "out: fix the problem and run forget again"
+        ) from exc
     return report
 
 
@@ -113,8 +229,9 @@ def export_user(
     data=None,
 ) -> dict[str, Any]:
     """Everything stored about a user, and the main parameters behind their recommendations."""
-    key = pseudonymizer(str(user_id)) if pseudonymizer else str(user_id)
-    out: dict[str, Any] = {"user_id": str(user_id), "pseudonym": key}
+    uid = normalize_id(user_id)
+    key = pseudonymizer(uid) if pseudonymizer else uid
+    out: dict[str, Any] = {"user_id": uid, "pseudonym": key}
     if model is not None:
         ctx = model.model_.ctx
         u = ctx.history.users.get(key)
@@ -150,7 +267,7 @@ def export_user(
         for name in TABLES:
             df = getattr(data, name)
             if df is not None and "user_id" in df.columns:
-                rows = df[df["user_id"].astype(str) == str(user_id)]
+                rows = df[ids_as_text(df["user_id"]) == normalize_id(user_id)]
                 found[name] = [{k: str(v) for k, v in r.items()} for r in rows.to_dict("records")]
         out["data"] = found
     return out

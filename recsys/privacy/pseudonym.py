@@ -49,6 +49,15 @@ class Pseudonymizer:
                 self._cache[user_id] = p
         return p
 
+    def mac(self, domain: str, message: bytes) -> str:
+        """HMAC-SHA256 of ``message`` under a sub-key derived from the key for ``domain``.
+
+        The sub-key is ``HMAC(key, 0xFF || domain)``: a pseudonym's input is UTF-8 text, which
+        never starts with the byte 0xFF, so no user id can make a pseudonym that reveals a
+        sub-key, and a MAC made for one domain is worthless in another."""
+        sub = hmac.new(self._key, b"\xff" + domain.encode(), hashlib.sha256).digest()
+        return hmac.new(sub, message, hashlib.sha256).hexdigest()
+
     def many(self, user_ids: Iterable[str]) -> np.ndarray:
         return np.array([self(u) for u in user_ids], dtype=object)
 
