@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -182,3 +184,229 @@ def test_no_offer_without_email_consent(fitted, small_shop, purpose: str) -> Non
     no_email = set(small_shop.users.loc[~small_shop.users["consent_email"], "user_id"])
     assert no_email and not set(rows["user_id"]) & no_email
     assert report["skipped_no_email_consent"] == len(no_email)
+
+
+# --- issue #10: races, id normalization, exit codes, failures part-way, keys -------------------
+class PausingStore:
+    """A consent store whose first lookup from the thread named ``pause_in`` (at
+    ``method``) waits until the test lets it go: a request paused in the middle of its life."""
+
+    def __init__(self, inner: SQLiteConsentStore, method: str, pause_in: str) -> None:
+        self.inner, self.method, self.pause_in = inner, method, pause_in
+        self.reached, self.resume = threading.Event(), threading.Event()
+
+    def __getattr__(self, name: str):
+        real = getattr(self.inner, name)
+        if name != self.method:
+            return real
+
+        def paused(*args, **kwargs):
+            if threading.current_thread().name == self.pause_in and not self.reached.is_set():
+                self.reached.set()
+                assert self.resume.wait(60), "the test never resumed the paused call"
+            return real(*args, **kwargs)
+
+        return paused
+
+
+def test_forget_during_a_request_never_serves_another_customers_list(
+    small_shop, pseudonymizer
+) -> None:
+    """Replays the race of issue #10 step by step: a request has read the model (and the user's
+    index in it), ``forget`` then swaps in a model without an earlier user, so every later index
+    shifts by one, and only then does the request score and explain."""
+    store = PausingStore(SQLiteConsentStore.in_memory(), "get_many", pause_in="request")
+    rec = Recommender(pseudonymizer=pseudonymizer, consent=store).fit(small_shop, now=END)
+    users = rec.model_.ctx.history.users
+    by_key = {pseudonymizer(u): u for u in small_shop.users["user_id"]}
+    order = [by_key[k] for k in users.ids]  # customers in the model's index order
+    personal = [u for u in order if rec.recommend(u, 10).personalized]
+    erased, requester = personal[0], personal[5]
+    u = users.get(pseudonymizer(requester))
+    shifted_into = order[u + 1]  # after the swap, the requester's old index is this customer's
+    before = rec.recommend(requester, 10)
+
+    result: list = []
+    request = threading.Thread(
+        target=lambda: result.append(rec.recommend(requester, 10)), name="request"
+    )
+    request.start()
+    assert store.reached.wait(60)  # the request has its state and is paused mid-way
+    rec.forget(erased)  # the swap happens while the request is in flight
+    store.resume.set()
+    request.join()
+
+    after = rec.recommend(requester, 10)
+    wrong = rec.recommend(shifted_into, 10)
+    assert rec.model_.ctx.history.users.get(pseudonymizer(erased)) == -1  # forget took effect
+    assert wrong.item_ids != before.item_ids  # a mixed state would be visible
+    (served,) = result
+    assert served in (before, after)  # one state for the whole request
+
+
+def test_two_forgets_at_once_both_hold(small_shop, pseudonymizer) -> None:
+    """The second forget must start from the first one's model, or it would put the first
+    customer back."""
+    store = PausingStore(SQLiteConsentStore.in_memory(), "mark_erased", pause_in="first")
+    rec = Recommender(pseudonymizer=pseudonymizer, consent=store).fit(small_shop, now=END)
+    consenting = small_shop.users.loc[small_shop.users["consent_personalization"], "user_id"]
+    a, b = [u for u in consenting if rec.model_.ctx.history.users.get(pseudonymizer(u)) >= 0][:2]
+    first = threading.Thread(target=rec.forget, args=(a,), name="first")
+    first.start()
+    assert store.reached.wait(60)  # the first forget is inside its read-modify-swap
+    second = threading.Thread(target=rec.forget, args=(b,), name="second")
+    second.start()
+    second.join(0.5)  # with the lock it waits; without, it would swap first (and be undone)
+    store.resume.set()
+    first.join()
+    second.join()
+    users = rec.model_.ctx.history.users
+    assert users.get(pseudonymizer(a)) == -1 and users.get(pseudonymizer(b)) == -1
+
+
+def test_the_facade_erases_ids_as_the_loader_reads_them(fitted, small_shop, pseudonymizer):
+    user = heavy_user(small_shop)
+    rec = Recommender.load(
+        fitted.save(Path(tempfile.mkdtemp()) / "m"), pseudonymizer=pseudonymizer,
+        consent=SQLiteConsentStore.in_memory(),
+    )  # fmt: skip
+    assert rec.forget(f"  {user} ")["events"] > 0
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RECSYS_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("RECSYS_PSEUDONYM_KEY", KEY.decode())
+    return tmp_path
+
+
+def numeric_ids(shop):
+    """The shop with user ids as Parquet floats (12.0), as exports with gaps in an id column
+    produce them."""
+    ids = {u: float(i + 10) for i, u in enumerate(shop.users["user_id"])}
+    out = {}
+    for name in ("interactions", "users", "audit"):
+        df = getattr(shop, name).copy()
+        df["user_id"] = df["user_id"].map(ids).astype("float64")
+        out[name] = df
+    return out, ids
+
+
+def test_cli_forget_matches_float_ids_in_parquet(small_shop, cli_env: Path, capsys) -> None:
+    tables, ids = numeric_ids(small_shop)
+    Path("data").mkdir()
+    for name, df in tables.items():
+        df.to_parquet(f"data/{name}.parquet", index=False)
+    small_shop.items.to_parquet("data/items.parquet", index=False)
+    assert main(["train", "--data", "data", "--out", "model", "--now", "2026-11-01"]) == 0
+    user = heavy_user(small_shop)
+    typed = f" {int(ids[user])} "  # as a person types it: '12', spaces around
+    capsys.readouterr()
+    assert main(["forget", typed, "--model", "model", "--data", "data"]) == 0
+    out = capsys.readouterr().out
+    assert "data: data/interactions.parquet" in out and "model: events:" in out
+    for name in ("interactions", "users", "audit"):
+        assert ids[user] not in set(pd.read_parquet(f"data/{name}.parquet")["user_id"])
+    from recsys.model.artifacts import load_model
+    from recsys.privacy import Pseudonymizer
+    from tests.conftest import KEY as key
+
+    model = load_model(Path("model"), pseudonymizer=Pseudonymizer(key))
+    assert model.ctx.history.users.get(Pseudonymizer(key)(str(int(ids[user])))) == -1
+
+
+def test_cli_forget_matches_ids_with_spaces_in_csv(small_shop, cli_env: Path, capsys) -> None:
+    write_dataset(small_shop, "data", fmt="csv")
+    inter = pd.read_csv("data/interactions.csv", dtype=str, keep_default_na=False)
+    inter["user_id"] = " " + inter["user_id"] + "  "
+    inter.to_csv("data/interactions.csv", index=False)
+    user = heavy_user(small_shop)
+    assert main(["forget", user, "--data", "data"]) == 0
+    left = pd.read_csv("data/interactions.csv", dtype=str, keep_default_na=False)
+    assert len(left) < len(inter) and user not in set(left["user_id"].str.strip())
+
+
+def test_cli_forget_an_unknown_id_exits_3(small_shop, cli_env: Path, capsys) -> None:
+    write_dataset(small_shop, "data")
+    assert main(["train", "--data", "data", "--out", "model", "--now", "2026-11-01"]) == 0
+    capsys.readouterr()
+    assert main(["forget", "U9999999", "--model", "model", "--data", "data"]) == 3
+    captured = capsys.readouterr()
+    assert captured.out.startswith("unknown user") and "erased" not in captured.out
+    assert "unknown user 'U9999999' (exit code 3)" in captured.err
+
+
+def test_a_failure_part_way_keeps_the_tombstone(small_shop, cli_env: Path, capsys) -> None:
+    write_dataset(small_shop, "data")
+    assert main(["train", "--data", "data", "--out", "model", "--now", "2026-11-01"]) == 0
+    user = heavy_user(small_shop)
+    interactions = Path("data/interactions.parquet").read_bytes()
+    good_users = Path("data/users.parquet").read_bytes()
+    Path("data/users.parquet").write_bytes(b"PAR1 this is not parquet")
+    capsys.readouterr()
+    assert main(["forget", user, "--model", "model", "--data", "data"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("recsys: error: erasure incomplete") and err.count("\n") == 1
+    assert "users.parquet" in err and "tombstone is recorded" in err
+    assert Path("data/interactions.parquet").read_bytes() == interactions  # nothing half-done
+    store = SQLiteConsentStore(cli_env / "state" / "state.sqlite")
+    from recsys.privacy import Pseudonymizer
+
+    assert Pseudonymizer(KEY)(user) in store.erased()  # ... but the tombstone is there
+    Path("data/users.parquet").write_bytes(good_users)
+    assert main(["train", "--data", "data", "--out", "again", "--now", "2026-11-01"]) == 0
+    from recsys.model.artifacts import load_model
+
+    again = load_model(Path("again"), pseudonymizer=Pseudonymizer(KEY))
+    assert again.ctx.history.users.get(Pseudonymizer(KEY)(user)) == -1
+
+
+def test_training_with_a_new_key_refuses_to_relearn_erased_users(
+    small_shop, cli_env: Path, monkeypatch, capsys
+) -> None:
+    write_dataset(small_shop, "data")
+    user = heavy_user(small_shop)
+    assert main(["forget", user, "--data", "data"]) == 0
+    write_dataset(small_shop, "data")  # the shop re-exports its data, the customer included
+    monkeypatch.setenv("RECSYS_PSEUDONYM_KEY", "a-brand-new-key-0123456789")
+    capsys.readouterr()
+    assert main(["train", "--data", "data", "--out", "model", "--now", "2026-11-01"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to train: 1 erased customer(s)" in err and err.count("\n") == 1
+    assert not Path("model").exists()
+    monkeypatch.setenv("RECSYS_PSEUDONYM_KEY", KEY.decode())  # the key they were made with
+    assert main(["train", "--data", "data", "--out", "model", "--now", "2026-11-01"]) == 0
+    from recsys.model.artifacts import load_model
+    from recsys.privacy import Pseudonymizer
+
+    model = load_model(Path("model"), pseudonymizer=Pseudonymizer(KEY))
+    assert model.ctx.history.users.get(Pseudonymizer(KEY)(user)) == -1
+    assert model.ctx.history.users.get(Pseudonymizer(KEY)(small_shop.users["user_id"][0])) >= 0
+
+
+def test_training_from_another_directory_does_not_relearn_erased_users(
+    small_shop, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.delenv("RECSYS_STATE_DIR", raising=False)
+    monkeypatch.delenv("RECSYS_PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("RECSYS_PSEUDONYM_KEY_FILE", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    write_dataset(small_shop, tmp_path / "data")
+    data = str(tmp_path / "data")
+    user = heavy_user(small_shop)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    monkeypatch.chdir(tmp_path / "one")
+    assert main(["train", "--data", data, "--out", "model", "--now", "2026-11-01"]) == 0
+    assert main(["forget", user, "--model", "model"]) == 0  # the data keeps the customer
+    monkeypatch.chdir(tmp_path / "two")
+    assert main(["train", "--data", data, "--out", "model", "--now", "2026-11-01"]) == 0
+    assert not (tmp_path / "two" / ".recsys").exists()  # no second key by accident
+    from recsys.model.artifacts import load_model
+    from recsys.privacy import Pseudonymizer
+
+    ps = Pseudonymizer.from_file(tmp_path / "xdg" / "recsys" / "pseudonym.key")
+    model = load_model(tmp_path / "two" / "model", pseudonymizer=ps)
+    assert model.ctx.history.users.get(ps(user)) == -1
+    assert model.minimization["removed_by_erasure"] > 0
