@@ -297,6 +297,7 @@ def policy_check(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from recsys.evaluation.metrics import read_recommendations
     from recsys.evaluation.run import EvaluationConfig, run_evaluation, write_report
     from recsys.privacy.policy import Policy
 
@@ -304,16 +305,19 @@ def evaluate(args: argparse.Namespace) -> int:
     if args.seed is not None:
         cfg.seed = args.seed
     policy = _read_toml_model(Policy, args.policy)
+    baseline = read_recommendations(args.baseline_recs) if args.baseline_recs else None
     ds = load_from_args(args)
     print(f"data: {ds.summary()}")
-    steps = 2 * len(cfg.systems)
+    steps = 2 * len(cfg.systems) + (baseline is not None)
     with tqdm(total=steps, desc="evaluating", unit="step") as bar:
 
         def progress(message: str) -> None:
             bar.set_postfix_str(message)
             bar.update(1)
 
-        metrics, timings, _ = run_evaluation(ds, cfg, policy=policy, progress=progress)
+        metrics, timings, _ = run_evaluation(
+            ds, cfg, policy=policy, progress=progress, baseline_recs=baseline
+        )
     minimization = None
     out = Path(args.out)
     if args.minimization:
@@ -321,9 +325,14 @@ def evaluate(args: argparse.Namespace) -> int:
     for path in write_report(out, metrics, timings, cfg, minimization):
         print(f"wrote {path}")
     k = cfg.k
+    p = metrics["protocol"]
+    print(f"rules for every system: exclude {p['exclude']!r}, relevant {p['relevant']!r}")
+    tests = metrics["comparison"]["tests"]
     for name, m in metrics["systems"].items():
+        t = tests.get(name)
+        vs = f"  vs reference {t['difference']:+.4f} ({t['verdict']})" if t else "  (reference)"
         print(f"{name:<24} NDCG@{k} {m[f'ndcg@{k}']:.4f}  coverage {m['coverage']:.3f}  "
-              f"long-tail exposure {m['exposure_share']['long_tail']:.1%}")  # fmt: skip
+              f"long-tail exposure {m['exposure_share']['long_tail']:.1%}{vs}")  # fmt: skip
     return 0
 
 

@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--policy", metavar="TOML", help="purpose policy (default: the shipped one)")
     ev.add_argument("--seed", type=int, help="overrides the configuration's seed")
     ev.add_argument("--out", required=True, metavar="DIR")
+    ev.add_argument(
+        "--baseline-recs",
+        metavar="FILE",
+        help="the shop's current recommendations (CSV or Parquet: user_id, item_id, rank), scored "
+        "under the same rules and used as the reference of the paired tests",
+    )
     ev.add_argument("--minimization", action="store_true",
                     help="also measure the data minimization curve (history caps, retention)")  # fmt: skip
     ev.add_argument("--workers", type=int, default=2, help="processes for the minimization curve")

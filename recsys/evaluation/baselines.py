@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import typing
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol, Self
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from recsys.config import RecommenderConfig
 from recsys.data.dataset import Dataset
 from recsys.data.splits import temporal_split
 from recsys.evaluation.metrics import ndcg_values
+from recsys.evaluation.protocol import Exclusions, Protocol
 from recsys.features.history import History, Vocabulary
 from recsys.privacy.consent import SQLiteConsentStore
 from recsys.privacy.policy import Policy
@@ -24,18 +26,26 @@ from recsys.rerank.stages import RerankConfig
 from recsys.types import Recommendations
 
 
-class System(Protocol):
+class System(typing.Protocol):
     name: str
 
     def fit(self, train: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> Self: ...
 
-    def recommend_all(self, users: Sequence[str], k: int) -> dict[str, list[str]]: ...
+    def recommend_all(
+        self, users: Sequence[str], k: int, exclude: Exclusions | None = None
+    ) -> dict[str, list[str]]:
+        """Top-``k`` item ids per user, never an item of ``exclude[user]`` (the run's rule);
+        without ``exclude``, the system's own rule (its training items)."""
+        ...
 
 
 class _MatrixSystem:
-    """Shared by systems that score every item: excludes each user's training items."""
+    """Shared by systems that score every item: leaves out the excluded items of each user
+    (by default, every training item)."""
 
     name = "matrix"
+    personal = True
+    """False for shop-wide lists, which customers unknown to the training data get too."""
 
     def _index(self, train: pd.DataFrame, items: pd.DataFrame) -> History:
         users = Vocabulary(np.sort(train["user_id"].unique()).astype(object))
@@ -53,19 +63,29 @@ class _MatrixSystem:
     def _scores(self, u: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def recommend_all(self, users: Sequence[str], k: int) -> dict[str, list[str]]:
+    def recommend_all(
+        self, users: Sequence[str], k: int, exclude: Exclusions | None = None
+    ) -> dict[str, list[str]]:
         h = self.history_
         ids = h.items.ids
         out: dict[str, list[str]] = {}
         idx = h.users.index(list(users))
+        hidden = (
+            None
+            if exclude is None
+            else [h.items.index(sorted(exclude.get(str(u), ()))) for u in users]
+        )
         for start in range(0, len(users), 512):
             batch = idx[start : start + 512]
-            known = batch >= 0
+            known = batch >= 0 if self.personal else np.ones(len(batch), dtype=bool)
             s = np.full((len(batch), len(ids)), -np.inf)
             if known.any():
                 s[known] = self._scores(batch[known])
             for row, u in enumerate(batch):
-                if u >= 0:
+                if hidden is not None:
+                    ex = hidden[start + row]
+                    s[row, ex[ex >= 0]] = -np.inf
+                elif u >= 0:
                     s[row, h.item[h.span(int(u))]] = -np.inf
             top = np.argsort(-s, axis=1, kind="stable")[:, :k]
             for row, user in enumerate(users[start : start + 512]):
@@ -78,6 +98,7 @@ class MostPopular(_MatrixSystem):
     """Items by the number of distinct training users."""
 
     name = "popular"
+    personal = False
 
     def fit(self, train: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> Self:
         self.counts_ = np.asarray(self._binary(train, items).sum(axis=0)).ravel()
@@ -85,6 +106,33 @@ class MostPopular(_MatrixSystem):
 
     def _scores(self, u: np.ndarray) -> np.ndarray:
         return np.tile(self.counts_, (len(u), 1)).astype(float)
+
+
+class Bestseller(_MatrixSystem):
+    """The shop's bestseller list: items by purchases in the ``days`` before the training
+    cut-off (the last training event); items not bought in that window are not listed."""
+
+    name = "bestseller"
+    personal = False
+
+    def __init__(self, days: int = 30) -> None:
+        self.days = days
+
+    def fit(self, train: pd.DataFrame, items: pd.DataFrame, users: pd.DataFrame) -> Self:
+        h = self._index(train, items)
+        cutoff = train["timestamp"].max()
+        recent = train[
+            (train["event"] == "purchase")
+            & (train["timestamp"] > cutoff - pd.Timedelta(days=self.days))
+        ]
+        idx = h.items.index(recent["item_id"].tolist())
+        counts = np.bincount(idx[idx >= 0], minlength=len(h.items.ids)).astype(float)
+        counts[counts == 0] = -np.inf  # an unsold item is no bestseller
+        self.counts_ = counts
+        return self
+
+    def _scores(self, u: np.ndarray) -> np.ndarray:
+        return np.tile(self.counts_, (len(u), 1))
 
 
 class ItemKNN(_MatrixSystem):
@@ -180,15 +228,26 @@ class PipelineSystem:
         self.last_ = train.groupby("user_id")["timestamp"].max()
         return self
 
-    def recommend_lists(self, users: Sequence[str], k: int) -> list[Recommendations]:
+    def recommend_lists(
+        self, users: Sequence[str], k: int, exclude: Exclusions | None = None
+    ) -> list[Recommendations]:
+        """Full recommendations (reasons included); ``exclude`` goes into each query, so the
+        pipeline drops those items like any excluded item (with ``candidates.exclude_seen``
+        as configured)."""
         rec = self.model_
-        queries = [rec.query(u, k, as_of=self.last_.get(u), rerank=self.rerank) for u in users]
+        ex = exclude or {}
+        queries = [
+            rec.query(u, k, as_of=self.last_.get(u), rerank=self.rerank,
+                      exclude=sorted(ex.get(str(u), ())))
+            for u in users
+        ]  # fmt: skip
         return rec.recommend_many(queries)
 
-    def recommend_all(self, users: Sequence[str], k: int) -> dict[str, list[str]]:
-        return {
-            str(u): r.item_ids for u, r in zip(users, self.recommend_lists(users, k), strict=True)
-        }
+    def recommend_all(
+        self, users: Sequence[str], k: int, exclude: Exclusions | None = None
+    ) -> dict[str, list[str]]:
+        lists = self.recommend_lists(users, k, exclude)
+        return {str(u): r.item_ids for u, r in zip(users, lists, strict=True)}
 
 
 def relevant(test: pd.DataFrame, relevant_rating: float = 4.0) -> dict[str, set[str]]:
@@ -225,6 +284,18 @@ def pipeline_factory(
     return make
 
 
+def _validation(
+    train: pd.DataFrame, items: pd.DataFrame, fraction: float, protocol: Protocol | None
+) -> tuple[pd.DataFrame, dict[str, set[str]], Exclusions | None]:
+    """The validation split of ``train``: its inner training part, the relevant held-out items
+    and the exclusions (``None``: each system's own rule, as before protocols)."""
+    inner, val = temporal_split(train, fraction)
+    if protocol is None:
+        return inner, relevant(val), None
+    exclude = protocol.exclusions(inner, items, sorted(val["user_id"].astype(str).unique()))
+    return inner, protocol.truth(val, exclude), exclude
+
+
 def tune(
     make: Callable[..., System],
     grid: Mapping[str, Sequence[Any]],
@@ -235,16 +306,17 @@ def tune(
     fraction: float = 0.2,
     k: int = 10,
     fixed: Mapping[str, Any] | None = None,
+    protocol: Protocol | None = None,
 ) -> tuple[dict[str, Any], float, list[tuple[dict[str, Any], float]]]:
-    """Grid search on a validation split carved from ``train`` (the test set is never touched)."""
-    inner, val = temporal_split(train, fraction)
-    truth = relevant(val)
+    """Grid search on a validation split carved from ``train`` (the test set is never touched),
+    under the run's ``protocol`` when given (the same exclusion and relevance rules)."""
+    inner, truth, exclude = _validation(train, items, fraction, protocol)
     users_v = sorted(truth)
     trials = []
     for values in itertools.product(*grid.values()):
         params = {**(fixed or {}), **dict(zip(grid.keys(), values, strict=True))}
         sys_ = make(**params).fit(inner, items, users)
-        score = float(ndcg_values(sys_.recommend_all(users_v, k), truth, k).mean())
+        score = float(ndcg_values(sys_.recommend_all(users_v, k, exclude), truth, k).mean())
         trials.append((params, score))
     best = max(trials, key=lambda t: t[1])
     return best[0], best[1], trials
@@ -292,20 +364,20 @@ def tune_rerank(
     min_long_tail: float,
     fraction: float = 0.2,
     k: int = 10,
+    protocol: Protocol | None = None,
 ) -> tuple[RerankConfig, dict[str, float], list[tuple[dict[str, Any], float, float]]]:
     """Re-ranking settings with the best validation NDCG among those giving the long tail at
     least ``min_long_tail`` of top-k exposure (one fit; re-ranking is configured per call)."""
     from recsys.evaluation.metrics import exposure_share
 
-    inner, val = temporal_split(train, fraction)
-    truth = relevant(val)
+    inner, truth, exclude = _validation(train, items, fraction, protocol)
     tail = long_tail_items(inner, items)
     system.fit(inner, items, users)
     base = system.config.rerank
     trials = []
     for values in itertools.product(*grid.values()):
         system.rerank = with_overrides(base, dict(zip(grid.keys(), values, strict=True)))
-        recs = system.recommend_all(sorted(truth), k)
+        recs = system.recommend_all(sorted(truth), k, exclude)
         trials.append(
             (dict(zip(grid.keys(), values, strict=True)), float(ndcg_values(recs, truth, k).mean()),
              exposure_share(recs, tail, k))

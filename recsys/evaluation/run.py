@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,17 +23,18 @@ from recsys.data.splits import global_split, leave_one_out, temporal_split
 from recsys.evaluation.audit import bootstrap_mean, group_accuracy
 from recsys.evaluation.baselines import (
     EASE,
+    Bestseller,
     ImplicitSystem,
     ItemKNN,
     MostPopular,
     PipelineSystem,
     long_tail_items,
     pipeline_factory,
-    relevant,
     tune,
     tune_rerank,
     with_overrides,
 )
+from recsys.evaluation.compare import paired_comparisons
 from recsys.evaluation.metrics import (
     ACCURACY,
     catalog_coverage,
@@ -44,6 +45,7 @@ from recsys.evaluation.metrics import (
     novelty,
 )
 from recsys.evaluation.minimization import segments
+from recsys.evaluation.protocol import Exclusions, Protocol, ProtocolConfig, apply_exclusions
 from recsys.privacy.policy import Policy
 
 GRIDS: dict[str, dict[str, list[Any]]] = {
@@ -54,7 +56,20 @@ GRIDS: dict[str, dict[str, list[Any]]] = {
     "recsys": {"ranker.max_leaf_nodes": [7, 15]},
     "rerank": {"stages.0.trade_off": [0.85, 0.95, 1.0], "stages.1.proportion": [0.35, 0.4, 0.5]},
 }
-SYSTEMS = ("popular", "item-knn", "ease", "als", "bpr", "recsys (no re-ranking)", "recsys")
+SYSTEMS = (
+    "popular",
+    "bestseller",
+    "item-knn",
+    "ease",
+    "als",
+    "bpr",
+    "recsys (no re-ranking)",
+    "recsys",
+)
+
+
+BASELINE_NAME = "current shop list"
+"""The name under which ``--baseline-recs`` lists appear in the report."""
 
 
 class SplitConfig(BaseModel):
@@ -73,6 +88,8 @@ class EvaluationConfig(TomlModel):
     seed: int = 7
     k: PositiveInt = 10
     split: SplitConfig = Field(default_factory=SplitConfig)
+    protocol: ProtocolConfig = Field(default_factory=ProtocolConfig)
+    """One exclusion and one relevance rule for every system of the run."""
     validation_fraction: float = Field(0.2, gt=0, lt=1)
     systems: list[str] = Field(default_factory=lambda: list(SYSTEMS))
     tune: bool = True
@@ -80,6 +97,8 @@ class EvaluationConfig(TomlModel):
     """Re-ranking is tuned for the best NDCG among settings giving the long tail this share."""
     bootstrap: PositiveInt = 500
     deletion_sample: PositiveInt = 100
+    examples: int = Field(3, ge=0)
+    """Customers whose lists and reasons the report shows."""
     pipeline: RecommenderConfig = Field(
         default_factory=lambda: RecommenderConfig(purpose="evaluation")
     )
@@ -110,6 +129,8 @@ def _make(name: str, params: dict[str, Any], cfg: EvaluationConfig):
     seed = cfg.seed
     if name == "popular":
         return MostPopular()
+    if name == "bestseller":
+        return Bestseller(days=cfg.protocol.bestseller_days)
     if name == "item-knn":
         return ItemKNN(**params)
     if name == "ease":
@@ -125,10 +146,18 @@ def run_evaluation(
     *,
     policy: Policy | None = None,
     progress: Callable[[str], None] = lambda m: None,
+    baseline_recs: Mapping[str, Sequence[str]] | None = None,
+    baseline_name: str = BASELINE_NAME,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, list[str]]]]:
-    """Returns (metrics, timings, recommendations per system)."""
+    """Returns (metrics, timings, recommendations per system).
+
+    ``baseline_recs`` are the shop's own lists (user id -> ranked item ids, e.g. read by
+    :func:`~recsys.evaluation.metrics.read_recommendations`): scored as one more system under the
+    same rules, and the reference of the paired tests.
+    """
     policy = policy or Policy.default()
     k = cfg.k
+    protocol = Protocol.resolve(cfg.protocol, ds.interactions)
     if cfg.split.kind == "temporal":
         train, test = temporal_split(ds.interactions, cfg.split.test_fraction)
     elif cfg.split.kind == "global":
@@ -136,18 +165,31 @@ def run_evaluation(
         train, test = global_split(ds.interactions, cutoff)
     else:
         train, test = leave_one_out(ds.interactions)
-    truth = relevant(test, cfg.pipeline.training.relevant_rating)
+    # today's stock flag says nothing about the test period: by default no system sees it
+    items = ds.items
+    if not protocol.respect_stock and "in_stock" in items:
+        items = items.assign(in_stock=True)
+    test_users = sorted(test["user_id"].astype(str).unique())
+    exclusions = protocol.exclusions(train, ds.items, test_users)
+    truth = protocol.truth(test, exclusions)
     users = sorted(truth)
     if not users:
-        raise ValueError("the test split has no relevant items: nothing to evaluate")
+        raise ValueError(
+            f"the test split has no relevant items ({protocol.describe()['relevant_text']}): "
+            "nothing to evaluate"
+        )
+    skipped: dict[str, str] = {}
     timings: dict[str, Any] = {}
     tuned: dict[str, Any] = {}
     systems: dict[str, Any] = {}
 
     for name in cfg.systems:
         t0 = time.perf_counter()
-        if name in ("popular",):
-            systems[name] = MostPopular()
+        if name in ("popular", "bestseller"):
+            if name == "bestseller" and not (train["event"] == "purchase").any():
+                skipped[name] = "no purchase events in the training period"
+                continue
+            systems[name] = _make(name, {}, cfg)
         elif name in ("item-knn", "ease", "als", "bpr"):
             params: dict[str, Any] = {}
             if cfg.tune:
@@ -161,8 +203,9 @@ def run_evaluation(
                     if name in ("als", "bpr")
                     else (ItemKNN if name == "item-knn" else EASE)
                 )
-                params, score, _ = tune(make, GRIDS[name], train, ds.items, ds.users,
-                                        fraction=cfg.validation_fraction, k=k, fixed=fixed)  # fmt: skip
+                params, score, _ = tune(make, GRIDS[name], train, items, ds.users,
+                                        fraction=cfg.validation_fraction, k=k, fixed=fixed,
+                                        protocol=protocol)  # fmt: skip
                 params = {p: v for p, v in params.items() if p not in ("algorithm", "random_state")}
                 tuned[name] = {"params": params, "validation_ndcg": score}
             systems[name] = _make(name, params, cfg)
@@ -171,14 +214,17 @@ def run_evaluation(
                 base = cfg.pipeline.model_copy(deep=True)
                 base.collaborative.random_state = cfg.seed
                 base.ranker.random_state = cfg.seed
+                # the run's exclusions arrive with each query; the pipeline's own seen-item
+                # filter must not leave out more than they do
+                base.candidates.exclude_seen = protocol.exclude == "any"
                 if "als" in tuned:
                     base = with_overrides(
                         base, {f"collaborative.{p}": v for p, v in tuned["als"]["params"].items()}
                     )
                 params = {}
                 if cfg.tune:
-                    params, score, _ = tune(pipeline_factory(base, policy), GRIDS["recsys"], train, ds.items, ds.users,
-                                            fraction=cfg.validation_fraction, k=k)  # fmt: skip
+                    params, score, _ = tune(pipeline_factory(base, policy), GRIDS["recsys"], train, items, ds.users,
+                                            fraction=cfg.validation_fraction, k=k, protocol=protocol)  # fmt: skip
                     tuned["pipeline"] = {"params": params, "validation_ndcg": score}
                 tuned["_pipeline_config"] = with_overrides(base, params)
             pcfg = tuned["_pipeline_config"]
@@ -186,8 +232,8 @@ def run_evaluation(
                 rr = pcfg.rerank
                 if cfg.tune:
                     rr, val, _ = tune_rerank(PipelineSystem(pcfg, policy, rerank=True), GRIDS["rerank"], train,
-                                             ds.items, ds.users, min_long_tail=cfg.min_long_tail_exposure,
-                                             fraction=cfg.validation_fraction, k=k)  # fmt: skip
+                                             items, ds.users, min_long_tail=cfg.min_long_tail_exposure,
+                                             fraction=cfg.validation_fraction, k=k, protocol=protocol)  # fmt: skip
                     tuned["rerank"] = {"params": rr.model_dump(), "validation": val}
                 systems[name] = PipelineSystem(pcfg, policy, name="recsys", rerank=rr)
             else:
@@ -217,15 +263,34 @@ def run_evaluation(
 
     results: dict[str, Any] = {}
     all_recs: dict[str, dict[str, list[str]]] = {}
-    for name, system in systems.items():
-        t0 = time.perf_counter()
-        system.fit(train, ds.items, ds.users)
-        t1 = time.perf_counter()
-        recs = system.recommend_all(users, k)
-        t2 = time.perf_counter()
-        timings[name] = {"fit_s": t1 - t0, "recommend_ms_per_user": (t2 - t1) / len(users) * 1000}
-        all_recs[name] = recs
+    per_user_ndcg: dict[str, np.ndarray] = {}
+    examples: list[dict[str, Any]] = []
+    runs: list[tuple[str, Any]] = list(systems.items())
+    if baseline_recs is not None:
+        runs.insert(0, (baseline_name, None))
+    for name, system in runs:
         m: dict[str, Any] = {}
+        t0 = time.perf_counter()
+        if system is None:  # the shop's own lists, made elsewhere: the same rule applies
+            given = {u: list(baseline_recs.get(u, ())) for u in users}  # type: ignore[union-attr]
+            recs, removed = apply_exclusions(given, exclusions, k)
+            shown = sum(min(len(v), k) for v in given.values())
+            m["from_file"] = {
+                "users_with_a_list": sum(bool(v) for v in given.values()),
+                "users_evaluated": len(users),
+                "entries_removed_by_exclusion_rule": removed,
+                "entries_in_top_k": shown,
+            }
+        else:
+            system.fit(train, items, ds.users)
+            t1 = time.perf_counter()
+            recs = system.recommend_all(users, k, exclusions)
+            timings[name] = {
+                "fit_s": t1 - t0,
+                "recommend_ms_per_user": (time.perf_counter() - t1) / len(users) * 1000,
+            }
+        all_recs[name] = recs
+        m["excluded_recommended"] = _violations(recs, exclusions, k)
         ndcg_user = None
         for metric, fn in ACCURACY.items():
             vals = fn(recs, truth, k)
@@ -233,6 +298,7 @@ def run_evaluation(
             if metric == "ndcg":
                 ndcg_user = dict(zip([u for u in users if truth[u]], vals.tolist(), strict=True))
                 m[f"ndcg@{k}_ci95"] = list(bootstrap_mean(vals, cfg.bootstrap, cfg.seed))
+                per_user_ndcg[name] = vals
         m["coverage"] = catalog_coverage(recs, len(catalog), k)
         m["intra_list_diversity"] = intra_list_diversity(recs, categories, k)
         m["novelty"] = novelty(recs, popularity, train["user_id"].nunique(), k)
@@ -247,28 +313,57 @@ def run_evaluation(
         }
         m["footprint_cells"] = int(train.size)
         if isinstance(system, PipelineSystem):
-            m.update(_explanations(system, users, k, cfg))
+            m.update(_explanations(system, users, k, cfg, exclusions))
             m["footprint_cells"] = int(system.model_.model_.minimization["cells_kept"])
+            if name == "recsys" or not examples:
+                examples = _examples(system, users, truth, exclusions, train, ds, cfg)
         results[name] = m
         progress(f"evaluated {name}")
+    reference, why = _reference(results, k, baseline_name if baseline_recs is not None else None)
     metrics = {
         "protocol": {
             "split": cfg.split.model_dump(),
             "k": k,
-            "relevant": f"ratings >= {cfg.pipeline.training.relevant_rating}, purchases, carts",
+            **protocol.describe(),
+            "same_rule_for_all": sorted(results),
             "users_evaluated": len(users),
             "train_interactions": len(train),
             "test_interactions": len(test),
+            "skipped": skipped,
         },
         "data_fingerprint": fingerprint(ds),
         "tuned": tuned,
         "systems": results,
+        "comparison": {
+            "reference": reference,
+            "why": why,
+            "metric": f"ndcg@{k}",
+            "tests": paired_comparisons(
+                per_user_ndcg, reference, n_boot=cfg.bootstrap, seed=cfg.seed
+            ),
+        },
+        "examples": examples,
     }
     return _r(metrics), timings, all_recs
 
 
+def _violations(recs: Mapping[str, Sequence[str]], exclusions: Exclusions, k: int) -> int:
+    """How many top-k entries break the run's exclusion rule (0 for every honest system)."""
+    return sum(i in exclusions.get(u, ()) for u, items in recs.items() for i in list(items)[:k])
+
+
+def _reference(results: dict[str, Any], k: int, given: str | None) -> tuple[str, str]:
+    """The system every other one is tested against: the shop's own list when given, else the
+    best baseline by NDCG (a baseline is any system that is not the recsys pipeline)."""
+    if given is not None:
+        return given, "the shop's current recommendations, read from its own file"
+    baselines = [n for n in results if not n.startswith("recsys")] or list(results)
+    best = max(baselines, key=lambda n: (results[n][f"ndcg@{k}"], n))
+    return best, f"the best baseline by NDCG@{k} (no file of the shop's own lists was given)"
+
+
 def _explanations(
-    system: PipelineSystem, users: list[str], k: int, cfg: EvaluationConfig
+    system: PipelineSystem, users: list[str], k: int, cfg: EvaluationConfig, exclusions: Exclusions
 ) -> dict[str, Any]:
     from recsys.evaluation.explanations import explanation_metrics
     from recsys.privacy.minimize import minimize
@@ -276,7 +371,7 @@ def _explanations(
 
     rec = system.model_
     sample = users[:: max(1, len(users) // 200)]
-    lists = dict(zip(sample, system.recommend_lists(sample, k), strict=True))
+    lists = dict(zip(sample, system.recommend_lists(sample, k, exclusions), strict=True))
     model = rec.model_
     md = minimize(
         system.data_, model.policy, model.purpose, now=system.data_.interactions["timestamp"].max()
@@ -284,6 +379,46 @@ def _explanations(
     checker = FactChecker(md, model.policy)
     return {"explanations": explanation_metrics(rec, lists, checker, deletion_sample=cfg.deletion_sample,
                                                 seed=cfg.seed)}  # fmt: skip
+
+
+def _examples(
+    system: PipelineSystem,
+    users: list[str],
+    truth: dict[str, set[str]],
+    exclusions: Exclusions,
+    train: pd.DataFrame,
+    ds: Dataset,
+    cfg: EvaluationConfig,
+) -> list[dict[str, Any]]:
+    """A few customers' lists with their reasons, and what they did next (the report shows
+    them under letters, not ids). The first personalized customers in id order: no picking."""
+    if not cfg.examples:
+        return []
+    titles = dict(zip(ds.items["item_id"], ds.items["title"].astype(str), strict=True))
+    out: list[dict[str, Any]] = []
+    for start in range(0, len(users), 50):
+        chunk = users[start : start + 50]
+        for user, recs in zip(chunk, system.recommend_lists(chunk, 5, exclusions), strict=True):
+            if not recs.personalized or len(out) >= cfg.examples:
+                continue
+            mine = train[train["user_id"] == user].sort_values("timestamp", kind="stable")
+            mine = mine.drop_duplicates("item_id", keep="last")
+            recent = [
+                {"title": titles.get(i, i), "event": e, "date": t.strftime("%Y-%m-%d")}
+                for i, e, t in mine[["item_id", "event", "timestamp"]].tail(3).to_numpy()[::-1]
+            ]
+            out.append({
+                "customer": f"Customer {chr(ord('A') + len(out))}",
+                "recent": recent,
+                "recommendations": [
+                    {"rank": r.rank, "title": titles.get(r.item_id, r.item_id),
+                     "reason": r.reason.text, "relevant": r.item_id in truth[user]}
+                    for r in recs
+                ],
+            })  # fmt: skip
+        if len(out) >= cfg.examples:
+            break
+    return out
 
 
 def write_report(
