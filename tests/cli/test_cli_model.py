@@ -99,3 +99,28 @@ def test_bad_config_is_a_clear_error(shop_files: Path, tmp_path: Path, monkeypat
                  "--out", "m", "--config", "cfg.toml"])  # fmt: skip
     assert code == 2
     assert "cfg.toml: ranker.learning_rat" in capsys.readouterr().err
+
+
+def test_training_again_publishes_a_new_version(
+    shop_files: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    d = shop_files
+    assert main(train_args(d, "m")) == 0
+    assert main(train_args(d, "m")) == 0
+    assert sorted(p.name for p in Path("m").iterdir()) == [".lock", "CURRENT", "versions"]
+    assert [p.name for p in Path("m/versions").iterdir()] == ["000002"]
+    assert Path("m/CURRENT").read_text().startswith("000002 ")
+
+
+@pytest.mark.parametrize("model", ["missing", "not-a-model"])
+def test_a_bad_model_directory_is_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch, capsys, model: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RECSYS_PSEUDONYM_KEY", "k" * 32)
+    Path("not-a-model").mkdir()
+    Path("not-a-model/notes.txt").write_text("hello")
+    assert main(["recommend", "--model", model, "--user", "U1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"recsys: error: {model}: ") and err.count("\n") == 1
