@@ -61,7 +61,8 @@ class Evidence:
     """The event type the fact is about (``purchase``, ``rating`` ...)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "fact", Fact(self.fact))
+        if type(self.fact) is not Fact:
+            object.__setattr__(self, "fact", Fact(self.fact))
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if v is not None}
@@ -118,8 +119,19 @@ class Query:
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
+    """A read-only copy; an array that is already read-only and owns its data is kept as it is
+    (nobody can write it), so ``take`` and ``with_column`` copy only what they create."""
+    if not a.flags.writeable and a.base is None and a.flags.owndata:
+        return a
     a = np.array(a, copy=True)
     a.setflags(write=False)
+    return a
+
+
+def _fresh(a: np.ndarray) -> np.ndarray:
+    """Mark an array this module just created (a fancy-indexed copy) read-only, without copying."""
+    if a.base is None and a.flags.owndata:
+        a.setflags(write=False)
     return a
 
 
@@ -169,7 +181,9 @@ class ItemList:
         """The items at positions ``order``, in that order, with all their columns."""
         order = np.asarray(order, dtype=np.int64)
         return ItemList(
-            self.items[order], self.ids[order], {k: v[order] for k, v in self.columns.items()}
+            _fresh(self.items[order]),
+            _fresh(self.ids[order]),
+            {k: _fresh(v[order]) for k, v in self.columns.items()},
         )
 
     def head(self, n: int) -> ItemList:

@@ -8,7 +8,7 @@ from typing import Literal, Self
 import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
-from scipy.linalg import cho_factor, cho_solve
+from scipy.linalg.lapack import dpotrf, dpotrs
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
@@ -157,8 +157,16 @@ class ImplicitModel(BaseEstimator):
         conf = self.alpha * weights
         A = self.gram_ + yh.T @ ((conf - 1.0)[:, None] * yh)
         A[np.diag_indices_from(A)] += self.reg_
-        factor = cho_factor(A)
-        return lambda item: conf * (yh @ cho_solve(factor, Y[item].astype(np.float64)))
+        # LAPACK directly: the factorization once per user, a triangular solve per item asked
+        factor, info = dpotrf(A, lower=True, clean=False)
+        if info != 0:
+            raise ModelFitError(f"the user's ALS system is not positive definite (info {info})")
+
+        def contributions(item: int) -> np.ndarray:
+            z, _ = dpotrs(factor, Y[item].astype(np.float64), lower=True)
+            return conf * (yh @ z)
+
+        return contributions
 
     def user_vector(self, history: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Solve a user's factor from a history (the ALS user step); BPR has no such step."""

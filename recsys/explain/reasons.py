@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,9 +22,17 @@ class Sensitivity:
     policy: Policy
     items: np.ndarray
     """Per item index: is it in a sensitive category (or named like one)?"""
+    _categories: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
+
+    def category(self, name: str) -> bool:
+        """Is ``name`` a sensitive category? (Memoized: reasons ask on every item.)"""
+        hit = self._categories.get(name)
+        if hit is None:
+            hit = self._categories[name] = self.policy.is_sensitive_category(name)
+        return hit
 
     def reveals(self, ev: Evidence, ctx: FeatureContext) -> bool:
-        if ev.category and self.policy.is_sensitive_category(ev.category):
+        if ev.category and self.category(ev.category):
             return True
         if ev.item_id is not None:
             i = ctx.catalog.items.get(ev.item_id)

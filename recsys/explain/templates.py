@@ -8,6 +8,7 @@ is not "new"). The contract tests fail when a fact has no renderer or no checker
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from datetime import date
 
@@ -69,6 +70,7 @@ def template(fact: Fact) -> Callable[[Renderer], Renderer]:
     return register
 
 
+@functools.lru_cache(maxsize=4096)
 def day(iso: str) -> str:
     """'1997-10-03' -> '3 Oct 1997'."""
     d = date.fromisoformat(iso)

@@ -62,6 +62,16 @@ class FeatureContext:
         """User x item confidence (event weights summed): what the collaborative model fits."""
         return self.history.matrix()
 
+    def user_confidence(self, u: int, items: np.ndarray) -> np.ndarray:
+        """Confidence of user ``u`` on each of ``items`` (0 where none): one CSR row, no copy."""
+        m = self.confidence
+        lo, hi = m.indptr[u], m.indptr[u + 1]
+        idx = m.indices[lo:hi]
+        if not len(idx):
+            return np.zeros(len(items))
+        pos = np.minimum(np.searchsorted(idx, items), len(idx) - 1)
+        return np.where(idx[pos] == items, m.data[lo:hi][pos], 0.0).astype(np.float64)
+
     @cached_property
     def user_items(self) -> sp.csr_matrix:
         """Binary user x item matrix (any event)."""
@@ -210,11 +220,7 @@ class UserState:
         first = np.sort(first)
         items = rev_items[first]
         cat = ctx.catalog
-        cc = (
-            np.asarray(cat.item_categories[items].sum(axis=0)).ravel()
-            if len(items)
-            else np.zeros(len(cat.categories))
-        )
+        cc = cat.category_counts(items)
         brands: dict[str, int] = {}
         if cat.brand is not None:
             for b in cat.brand[items]:

@@ -141,6 +141,21 @@ class Catalog:
         title = items["title"].to_numpy(dtype=object)
         return cls(vocab, title, tuple(cats), ic, brand, price, seller, created, stock)
 
+    @cached_property
+    def category_codes(self) -> np.ndarray:
+        """Items x (most categories of one item): category indices, padded with -1."""
+        ic = self.item_categories
+        per = np.diff(ic.indptr)
+        out = np.full((len(per), max(int(per.max(initial=0)), 1)), -1, dtype=np.int64)
+        rows = np.repeat(np.arange(len(per)), per)
+        out[rows, np.arange(len(rows)) - np.repeat(ic.indptr[:-1], per)] = ic.indices
+        return out
+
+    def category_counts(self, items: np.ndarray) -> np.ndarray:
+        """How many of ``items`` are in each category (an item counts once per category)."""
+        codes = self.category_codes[items].ravel()
+        return np.bincount(codes[codes >= 0], minlength=len(self.categories)).astype(float)
+
     def categories_of(self, i: int) -> list[str]:
         row = self.item_categories.indices[
             self.item_categories.indptr[i] : self.item_categories.indptr[i + 1]

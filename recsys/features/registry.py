@@ -7,6 +7,7 @@ protected attribute can never become a model input.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -21,7 +22,7 @@ from recsys.features.context import (
 )
 from recsys.features.history import DAY
 from recsys.privacy.policy import Policy, ProtectedAttributeError
-from recsys.types import Evidence
+from recsys.types import Evidence, Fact
 
 Compute = Callable[[FeatureContext, UserBlock, np.ndarray, np.ndarray], np.ndarray]
 """``(ctx, block, row_user, cand) -> values``: one value per candidate row; ``row_user[r]`` is the
@@ -41,13 +42,25 @@ class Feature:
     evidence: Explain
     available: Callable[[FeatureContext], bool] = lambda ctx: True
 
+    def __reduce__(self) -> tuple:
+        # a feature is a registry entry: it pickles by name, so a model ships to worker processes
+        return (feature, (self.name,))
+
 
 def _date(ts: int | float) -> str:
-    return str(np.datetime64(int(ts), "s").astype("datetime64[D]"))
+    return _day(int(ts) // DAY)
+
+
+@functools.lru_cache(maxsize=4096)
+def _day(day: int) -> str:
+    return str(np.datetime64(day, "D"))
 
 
 def _position(st: UserState, item: int) -> int:
-    return int(np.flatnonzero(st.items == item)[0])
+    pos = st.cache.get("position")
+    if pos is None:
+        pos = st.cache["position"] = {i: k for k, i in enumerate(st.items.tolist())}
+    return pos[item]
 
 
 def _chose(ctx: FeatureContext, st: UserState, item: int, **kw) -> Evidence:
@@ -91,18 +104,17 @@ def collab_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evid
     hist = st.items[:50]
     explain = st.cache.get("collab")
     if explain is None:
-        conf = ctx.confidence[st.u, hist].toarray().ravel() if st.u >= 0 else np.ones(len(hist))
+        conf = ctx.user_confidence(st.u, hist) if st.u >= 0 else np.ones(len(hist))
         explain = st.cache["collab"] = ctx.collab.explainer(hist, conf)
     contrib = explain(item)
-    for k in np.argsort(-contrib, kind="stable")[:5]:
-        if contrib[k] <= 0:
-            break
-        if hist[k] == item:
-            continue
-        together = int(cooccurrence(ctx, int(hist[k]), np.array([item]))[0])
-        if together > 0:
-            return (_chose(ctx, st, int(hist[k]), fact="chosen_together", count=together),)
-    return (Evidence(fact="taste_profile", count=st.n_items),)
+    # the five largest positive contributions, in order; the first one also chosen with the item
+    top = np.argsort(-contrib, kind="stable")[:5]
+    top = top[(contrib[top] > 0) & (hist[top] != item)]
+    together = ctx.cooc.pairs(hist[top], np.full(len(top), item))
+    for k, n in zip(top.tolist(), together.tolist(), strict=True):
+        if n > 0:
+            return (_chose(ctx, st, int(hist[k]), fact=Fact.CHOSEN_TOGETHER, count=int(n)),)
+    return (Evidence(fact=Fact.TASTE_PROFILE, count=st.n_items),)
 
 
 # --- similarity to what the user did last -------------------------------------------------------
@@ -150,7 +162,7 @@ def similar_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evi
     s = np.where(recent == item, -np.inf, unit[recent] @ unit[item])
     if not np.isfinite(s).any():
         return ()
-    return (_chose(ctx, st, int(recent[int(np.argmax(s))]), fact="similar_to"),)
+    return (_chose(ctx, st, int(recent[int(np.argmax(s))]), fact=Fact.SIMILAR_TO),)
 
 
 def cooc_recent3(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
@@ -170,11 +182,11 @@ def cooc_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Eviden
     r = st.recent(3)
     if not len(r):
         return ()
-    counts = [0 if j == item else int(cooccurrence(ctx, int(j), np.array([item]))[0]) for j in r]
+    counts = np.where(r == item, 0.0, ctx.cooc.pairs(r, np.full(len(r), item)))
     k = int(np.argmax(counts))
     if counts[k] == 0:
         return ()
-    return (_chose(ctx, st, int(r[k]), fact="chosen_together", count=counts[k]),)
+    return (_chose(ctx, st, int(r[k]), fact=Fact.CHOSEN_TOGETHER, count=int(counts[k])),)
 
 
 # --- the user's own habits ----------------------------------------------------------------------
@@ -201,7 +213,10 @@ def category_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Ev
         return ()
     return (
         Evidence(
-            fact="category_share", category=ctx.catalog.categories[best], count=n, total=st.n_items
+            fact=Fact.CATEGORY_SHARE,
+            category=ctx.catalog.categories[best],
+            count=n,
+            total=st.n_items,
         ),
     )
 
@@ -225,7 +240,7 @@ def brand_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evide
     n = st.brand_counts.get(b, 0) if b else 0
     if not n:
         return ()
-    return (Evidence(fact="brand_share", brand=str(b), count=n, total=st.n_items),)
+    return (Evidence(fact=Fact.BRAND_SHARE, brand=str(b), count=n, total=st.n_items),)
 
 
 def price_fit(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
@@ -241,7 +256,9 @@ def price_fit(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.
 def price_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
     if not np.isfinite(st.price_median):
         return ()
-    return (Evidence(fact="usual_price", value=round(float(st.price_median), 2), total=st.n_items),)
+    return (
+        Evidence(fact=Fact.USUAL_PRICE, value=round(float(st.price_median), 2), total=st.n_items),
+    )
 
 
 def repeat_cycle(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
@@ -261,7 +278,7 @@ def repeat_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evid
         return ()
     return (
         Evidence(
-            fact="bought_before",
+            fact=Fact.BOUGHT_BEFORE,
             item_id=str(ctx.catalog.items.ids[item]),
             date=_date(ts),
             event="purchase",
@@ -285,7 +302,7 @@ def trending_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Ev
         return ()
     return (
         Evidence(
-            fact="trending",
+            fact=Fact.TRENDING,
             count=n,
             window_days=TRENDING_DAYS,
             date=_date(day),
@@ -300,7 +317,7 @@ def popularity(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np
 
 def popularity_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
     only = next(iter(ctx.history.events_present)) if len(ctx.history.events_present) == 1 else None
-    return (Evidence(fact="customers", count=int(ctx.customers[item]), event=only),)
+    return (Evidence(fact=Fact.CUSTOMERS, count=int(ctx.customers[item]), event=only),)
 
 
 def average_rating(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
@@ -314,7 +331,7 @@ def rating_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evid
         return ()
     return (
         Evidence(
-            fact="average_rating", value=round(float(s[item] / c[item]), 1), count=int(c[item])
+            fact=Fact.AVERAGE_RATING, value=round(float(s[item] / c[item]), 1), count=int(c[item])
         ),
     )
 
@@ -328,7 +345,9 @@ def age_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidenc
     if not np.isfinite(created):
         return ()
     return (
-        Evidence(fact="listed", date=_date(created), window_days=int((st.as_of - created) // DAY)),
+        Evidence(
+            fact=Fact.LISTED, date=_date(created), window_days=int((st.as_of - created) // DAY)
+        ),
     )
 
 
@@ -369,6 +388,14 @@ FEATURES: tuple[Feature, ...] = (
             lambda ctx: ctx.catalog.created is not None),
 )  # fmt: skip
 REGISTRY: dict[str, Feature] = {f.name: f for f in FEATURES}
+
+
+def feature(name: str) -> Feature:
+    """The registered feature called ``name``."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown feature {name!r}; known: {sorted(REGISTRY)}") from None
 
 
 def check_features(features: Sequence[Feature], policy: Policy, purpose: str) -> None:

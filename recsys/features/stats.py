@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
 ITEM_BLOCK = 2048
+SMALL = 32
+"""Pair look-ups up to this many run as a loop of bisections, larger ones vectorized."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,35 @@ class Cooccurrence:
             return np.zeros(len(cand))
         hit = idx[pos] == cand
         return np.where(hit, self.counts[lo:hi][pos], 0).astype(float)
+
+    def pairs(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Customers who chose both ``rows[n]`` and ``cols[n]``, for every ``n`` (0 where not
+        stored): a binary search over all pairs at once, one step per halving of a row."""
+        rows = np.asarray(rows, dtype=np.int64)
+        cols = np.asarray(cols, dtype=np.int64)
+        if len(rows) <= SMALL:  # a few pairs (a reason's evidence): plain bisection is quicker
+            out = np.zeros(len(rows))
+            for n, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
+                lo, hi = int(self.indptr[r]), int(self.indptr[r + 1])
+                p = bisect.bisect_left(self.indices, c, lo, hi)
+                if p < hi and self.indices[p] == c:
+                    out[n] = self.counts[p]
+            return out
+        lo = self.indptr[rows].astype(np.int64)
+        hi = self.indptr[rows + 1].astype(np.int64)
+        end = hi.copy()
+        while True:  # first position in [lo, hi) whose neighbour is >= the column
+            todo = lo < hi
+            if not todo.any():
+                break
+            mid = (lo + hi) // 2
+            below = todo & (self.indices[np.minimum(mid, len(self.indices) - 1)] < cols)
+            lo = np.where(below, mid + 1, lo)
+            hi = np.where(todo & ~below, mid, hi)
+        found = lo < end
+        at = np.minimum(lo, max(len(self.indices) - 1, 0))
+        hit = found & (self.indices[at] == cols) if len(self.indices) else found
+        return np.where(hit, self.counts[at] if len(self.counts) else 0, 0).astype(float)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {

@@ -24,7 +24,7 @@ from recsys.pipeline.threads import blas_threads
 from recsys.privacy.consent import ConsentStore
 from recsys.privacy.pseudonym import Pseudonymizer
 from recsys.ranking.scorer import Scorer
-from recsys.rerank.stages import RerankConfig, RerankInput, rerank
+from recsys.rerank.stages import RerankConfig, RerankInput, rerank_many
 from recsys.types import ItemList, Query, Recommendation, Recommendations
 
 Reranker = Callable[[UserState, ItemList, Query], ItemList]
@@ -139,14 +139,38 @@ class Pipeline:
             exclude = [ctx.catalog.items.index(list(r.query.exclude)) for _, r in personal]
             cands = block_candidates(ctx, block, self.model.config.candidates, exclude)
             scored = self.scorer(ctx, block, cands)
-            for (p, r), st, lst in zip(personal, states, scored, strict=True):
-                q = r.query
-                if reranker is not None:
-                    final = reranker(st, lst, q)
-                else:
-                    final = rerank(self.rerank_input, st, lst, q.k, self._rerank_config(q))
-                result[p] = self._recommendations(q, self.explainer(ctx, st, final), True)
+            queries_p = [r.query for _, r in personal]
+            if reranker is not None:
+                finals = [
+                    reranker(st, lst, q)
+                    for st, lst, q in zip(states, scored, queries_p, strict=True)
+                ]
+            else:
+                finals = self._rerank(queries_p, states, scored)
+            for (p, r), st, final in zip(personal, states, finals, strict=True):
+                result[p] = self._recommendations(r.query, self.explainer(ctx, st, final), True)
         return [r for r in result if r is not None]
+
+    def _rerank(
+        self, queries: Sequence[Query], states: Sequence[UserState], lists: Sequence[ItemList]
+    ) -> list[ItemList]:
+        """Re-rank a block: users asking for the same ``k`` and configuration run together."""
+        groups: dict[tuple[int, str], list[int]] = {}
+        configs: dict[tuple[int, str], RerankConfig] = {}
+        for n, q in enumerate(queries):
+            cfg = self._rerank_config(q)
+            key = (q.k, cfg.model_dump_json())
+            groups.setdefault(key, []).append(n)
+            configs[key] = cfg
+        out: list[ItemList | None] = [None] * len(queries)
+        for key, members in groups.items():
+            done = rerank_many(
+                self.rerank_input, [states[n] for n in members], [lists[n] for n in members],
+                key[0], configs[key],
+            )  # fmt: skip
+            for n, lst in zip(members, done, strict=True):
+                out[n] = lst
+        return [lst for lst in out if lst is not None]
 
     def _not_personalized(self, q: Query, why: str) -> Recommendations:
         ctx = self.model.ctx
@@ -157,24 +181,20 @@ class Pipeline:
 
     def _recommendations(self, q: Query, lst: ItemList, personalized: bool) -> Recommendations:
         names = self.model.feature_names
-        scores = lst.column("score")
+        scores = lst.column("score").tolist()
         reasons = lst.column("reason")
-        phi = lst.column("attributions") if personalized else None
+        phi = lst.column("attributions").tolist() if personalized else None
         titles = self.model.titles
         recs = tuple(
             Recommendation(
-                item_id=str(item_id),
-                score=float(scores[r]),
+                item_id=item_id,
+                score=scores[r],
                 rank=r + 1,
                 reason=reasons[r],
-                attributions=(
-                    tuple((n, float(a)) for n, a in zip(names, phi[r], strict=True))
-                    if phi is not None
-                    else ()
-                ),
-                title=titles.get(str(item_id), ""),
+                attributions=tuple(zip(names, phi[r], strict=True)) if phi is not None else (),
+                title=titles.get(item_id, ""),
             )
-            for r, item_id in enumerate(lst.ids.tolist())
+            for r, item_id in enumerate(map(str, lst.ids.tolist()))
         )
         return Recommendations(q.user_id, recs, personalized=personalized, request_id=q.request_id)
 

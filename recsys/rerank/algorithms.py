@@ -19,19 +19,39 @@ def mmr(scores: np.ndarray, sim: np.ndarray, k: int, lam: float) -> np.ndarray:
     Returns positions into ``scores`` (length ``min(k, n)``).
     """
     n = len(scores)
-    k = min(k, n)
-    span = scores.max() - scores.min() if n else 0.0
-    rel = (scores - scores.min()) / span if span > 0 else np.zeros(n)
-    chosen: list[int] = []
-    max_sim = np.zeros(n)
-    free = np.ones(n, dtype=bool)
-    for _ in range(k):
+    return mmr_many(scores[None, :], sim[None], np.array([n]), k, lam)[0][: min(k, n)]
+
+
+def mmr_many(
+    scores: np.ndarray, sim: np.ndarray, lengths: np.ndarray, k: int, lam: float
+) -> np.ndarray:
+    """:func:`mmr` for a block of lists at once (the greedy steps run over every list together).
+
+    ``scores`` is lists x positions (entries past a list's length are ignored), ``sim`` lists x
+    positions x positions. Row ``b`` of the result, cut to ``min(k, lengths[b])``, is exactly
+    what :func:`mmr` gives for list ``b`` alone.
+    """
+    n_lists, width = scores.shape
+    valid = np.arange(width)[None, :] < lengths[:, None]
+    scores = np.where(valid, scores, 0.0)
+    lo = np.where(valid, scores, np.inf).min(axis=1, initial=np.inf)
+    hi = np.where(valid, scores, -np.inf).max(axis=1, initial=-np.inf)
+    lo = np.where(lengths > 0, lo, 0.0)
+    span = np.where(lengths > 0, hi - lo, 0.0)
+    scaled = (scores - lo[:, None]) / np.where(span > 0, span, 1.0)[:, None]
+    rel = np.where(valid & (span > 0)[:, None], scaled, 0.0)
+    steps = min(k, width)
+    chosen = np.zeros((n_lists, steps), dtype=np.int64)
+    max_sim = np.zeros((n_lists, width))
+    free = valid.copy()
+    rows = np.arange(n_lists)
+    for step in range(steps):
         value = np.where(free, lam * rel - (1 - lam) * max_sim, -np.inf)
-        j = int(np.argmax(value))  # first maximum: ties keep input order
-        chosen.append(j)
-        free[j] = False
-        max_sim = np.maximum(max_sim, sim[j])
-    return np.array(chosen, dtype=np.int64)
+        j = np.argmax(value, axis=1)  # first maximum: ties keep input order
+        chosen[:, step] = j
+        free[rows, j] = False
+        np.maximum(max_sim, sim[rows, j], out=max_sim)
+    return chosen
 
 
 @functools.lru_cache(maxsize=256)

@@ -9,14 +9,14 @@ A new re-ranker is one class here plus one entry in :data:`RerankStage`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from recsys.features.context import FeatureContext, UserState
-from recsys.rerank.algorithms import calibrate, fair_topk, mmr
+from recsys.rerank.algorithms import calibrate, fair_topk, mmr_many
 from recsys.types import ItemList, Stage
 
 
@@ -30,17 +30,50 @@ class RerankInput(BaseModel):
 
 def similarity(ctx: FeatureContext, items: np.ndarray, factor_weight: float) -> np.ndarray:
     """Item similarity: ``factor_weight`` * factor cosine + the rest * category Jaccard."""
+    return similarity_many(ctx, items[None, :], factor_weight)[0]
+
+
+def similarity_many(ctx: FeatureContext, items: np.ndarray, factor_weight: float) -> np.ndarray:
+    """:func:`similarity` for lists x positions of items at once: lists x positions x positions."""
     unit = ctx.collab.item_unit_[items].astype(np.float64)
-    cos = unit @ unit.T
-    c = ctx.catalog.item_categories[items]
-    inter = (c @ c.T).toarray()
-    size = np.asarray(c.sum(axis=1)).ravel()
-    union = size[:, None] + size[None, :] - inter
+    cos = unit @ unit.transpose(0, 2, 1)
+    codes = ctx.catalog.category_codes[items]
+    a, b = codes[:, :, None, :, None], codes[:, None, :, None, :]
+    inter = ((a == b) & (a >= 0)).sum(axis=(3, 4)).astype(np.float64)
+    size = (codes >= 0).sum(axis=2)
+    union = size[:, :, None] + size[:, None, :] - inter
     jac = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
     return factor_weight * cos + (1 - factor_weight) * jac
 
 
-class MMR(BaseModel):
+def padded(lists: Sequence[ItemList]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Items and scores of several lists as lists x positions arrays (zero padded), and lengths."""
+    lengths = np.array([len(lst) for lst in lists], dtype=np.int64)
+    width = int(lengths.max(initial=0))
+    items = np.zeros((len(lists), width), dtype=np.int64)
+    scores = np.zeros((len(lists), width))
+    for b, lst in enumerate(lists):
+        items[b, : len(lst)] = lst.items
+        scores[b, : len(lst)] = lst.column("score")
+    return items, scores, lengths
+
+
+class StageBase(BaseModel):
+    """A re-ranker: ``__call__`` reorders one user's list; ``many`` a block of users' lists (a
+    stage vectorizes it where that pays; by default it calls ``__call__`` per list)."""
+
+    stage: ClassVar[Stage]
+
+    def __call__(self, inp: RerankInput, st: UserState, items: ItemList, k: int) -> ItemList:
+        return self.many(inp, [st], [items], k)[0]
+
+    def many(
+        self, inp: RerankInput, states: Sequence[UserState], lists: Sequence[ItemList], k: int
+    ) -> list[ItemList]:
+        return [self(inp, st, lst, k) for st, lst in zip(states, lists, strict=True)]
+
+
+class MMR(StageBase):
     """Maximal marginal relevance: trade relevance against similarity to items placed above."""
 
     model_config = ConfigDict(extra="forbid")
@@ -52,12 +85,16 @@ class MMR(BaseModel):
 
     stage: ClassVar[Stage] = Stage.DIVERSITY
 
-    def __call__(self, inp: RerankInput, st: UserState, items: ItemList, k: int) -> ItemList:
-        sim = similarity(inp.ctx, items.items, self.factor_weight)
-        return items.take(mmr(items.column("score"), sim, len(items), self.trade_off))
+    def many(
+        self, inp: RerankInput, states: Sequence[UserState], lists: Sequence[ItemList], k: int
+    ) -> list[ItemList]:
+        items, scores, lengths = padded(lists)
+        sim = similarity_many(inp.ctx, items, self.factor_weight)
+        order = mmr_many(scores, sim, lengths, items.shape[1], self.trade_off)
+        return [lst.take(order[b, : len(lst)]) for b, lst in enumerate(lists)]
 
 
-class Calibration(BaseModel):
+class Calibration(StageBase):
     """Match the user's own category mix (Steck, RecSys 2018)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -76,7 +113,7 @@ class Calibration(BaseModel):
         return items.take(order)
 
 
-class FairTopK(BaseModel):
+class FairTopK(StageBase):
     """FA*IR (Zehlike et al., CIKM 2017): every prefix holds the minimum share of a protected
     item group that fair sampling would give."""
 
@@ -123,15 +160,35 @@ def rerank(
 ) -> ItemList:
     """The top ``k`` after every stage, with columns ``stage`` (who placed each item) and
     ``group`` (the item group a fairness stage placed it for)."""
-    lst = ranked.head(cfg.depth) if cfg.enabled else ranked
-    ranker_top = set(lst.items[:k].tolist())
-    placed: list[tuple[Stage, str | None, set[int]]] = []
+    return rerank_many(inp, [st], [ranked], k, cfg)[0]
+
+
+def rerank_many(
+    inp: RerankInput,
+    states: Sequence[UserState],
+    ranked: Sequence[ItemList],
+    k: int,
+    cfg: RerankConfig,
+) -> list[ItemList]:
+    """:func:`rerank` for a block of users, each stage running over the whole block."""
+    lists = [lst.head(cfg.depth) if cfg.enabled else lst for lst in ranked]
+    ranker_top = [set(lst.items[:k].tolist()) for lst in lists]
+    placed: list[list[tuple[Stage, str | None, set[int]]]] = [[] for _ in lists]
     if cfg.enabled:
         for stage in cfg.stages:
-            lst = stage(inp, st, lst, k)
+            lists = stage.many(inp, states, lists, k)
             group = stage.group if isinstance(stage, FairTopK) else None
-            placed.append((stage.stage, group, set(lst.items[:k].tolist())))
-    lst = lst.head(k)
+            for p, lst in zip(placed, lists, strict=True):
+                p.append((stage.stage, group, set(lst.items[:k].tolist())))
+    return [
+        _provenance(lst.head(k), top, p)
+        for lst, top, p in zip(lists, ranker_top, placed, strict=True)
+    ]
+
+
+def _provenance(
+    lst: ItemList, ranker_top: set[int], placed: list[tuple[Stage, str | None, set[int]]]
+) -> ItemList:
     labels, groups = [], []
     for i in lst.items.tolist():
         label, group = Stage.RANKER, None

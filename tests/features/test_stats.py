@@ -1,0 +1,51 @@
+"""The precomputed co-occurrence table: exact counts, bounded rows, and one answer per lookup."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys.features.stats import Cooccurrence
+
+
+def _table(seed: int, n_users: int = 60, n_items: int = 40, cap: int = 1000) -> tuple:
+    rng = np.random.default_rng(seed)
+    X = sp.csr_matrix((rng.random((n_users, n_items)) < 0.15).astype(np.float32))
+    return X, Cooccurrence.build(X, cap)
+
+
+def test_counts_are_customers_who_chose_both() -> None:
+    X, table = _table(0)
+    both = (X.T @ X).toarray()
+    for j in range(X.shape[1]):
+        got = table.lookup(j, np.arange(X.shape[1]))
+        want = both[j].copy()
+        want[j] = 0  # an item is not its own neighbour
+        np.testing.assert_array_equal(got, want)
+
+
+def test_pair_lookup_agrees_with_row_lookup() -> None:
+    for seed, cap in [(1, 1000), (2, 5), (3, 1)]:
+        X, table = _table(seed, cap=cap)
+        n = X.shape[1]
+        rng = np.random.default_rng(seed)
+        rows, cols = rng.integers(0, n, 500), rng.integers(0, n, 500)
+        want = [table.lookup(int(r), np.array([c]))[0] for r, c in zip(rows, cols, strict=True)]
+        np.testing.assert_array_equal(table.pairs(rows, cols), want)  # vectorized
+        np.testing.assert_array_equal(table.pairs(rows[:5], cols[:5]), want[:5])  # bisection
+
+
+def test_rows_keep_only_the_largest_counts() -> None:
+    X, table = _table(4, cap=3)
+    assert np.diff(table.indptr).max() <= 3
+    both = (X.T @ X).toarray()
+    np.fill_diagonal(both, 0)
+    for j in range(X.shape[1]):
+        kept = table.counts[table.indptr[j] : table.indptr[j + 1]]
+        if len(kept):
+            assert kept.min() >= np.sort(both[j])[::-1][len(kept) - 1]
+
+
+def test_empty_table_reads_zero() -> None:
+    table = Cooccurrence.build(sp.csr_matrix((3, 4), dtype=np.float32), 10)
+    np.testing.assert_array_equal(table.pairs(np.array([0, 3]), np.array([1, 2])), [0.0, 0.0])
