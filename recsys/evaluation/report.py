@@ -67,6 +67,12 @@ def _p(p: float | None) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def _p_is(p: float | None) -> str:
+    """'= 0.123' or '< 0.001', to follow a 'p'."""
+    text = _p(p)
+    return text if text.startswith("<") else f"= {text}"
+
+
 @dataclass
 class Table:
     title: str
@@ -191,7 +197,7 @@ def summary(metrics: dict[str, Any]) -> dict[str, Any]:
         headlines.append(
             f"{name}: NDCG@{k} {t['mean']:.4f} against {t['reference_mean']:.4f} for {ref} "
             f"({t['difference']:+.4f}{rel}; 95% CI {lo:+.4f} to {hi:+.4f}; "
-            f"p = {_p(t.get('p_adjusted'))}): {verdict}."
+            f"p {_p_is(t.get('p_adjusted'))}): {verdict}."
         )
     if not headlines:
         headlines.append(f"Only {ref} was evaluated: nothing to compare.")
