@@ -10,6 +10,7 @@ crash at any step (``monkeypatch.setattr(atomic, "replace", ...)``).
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import secrets
 import shutil
@@ -89,7 +90,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 def leftovers(directory: Path, name: str) -> list[Path]:
     """Temporary files a killed :func:`write_atomic` of ``directory/name`` left behind."""
-    return sorted(Path(directory).glob(f".{name}.*{PARTIAL}"))
+    return sorted(Path(directory).glob(f".{glob.escape(name)}.*{PARTIAL}"))
 
 
 @contextlib.contextmanager

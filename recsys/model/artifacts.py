@@ -23,6 +23,7 @@ an :class:`~recsys.errors.ArtifactError` subclass with a one-line message.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import hmac
 import json
@@ -468,7 +469,7 @@ def _current(path: Path) -> str | None:
 def _legacy_siblings(path: Path) -> list[Path]:
     """What the directory-swap saves of format 1 left beside ``path`` when killed."""
     out = []
-    for p in path.parent.glob(f".{path.name}.*"):
+    for p in path.parent.glob(f".{glob.escape(path.name)}.*"):
         if (
             p.is_dir()
             and not p.is_symlink()
