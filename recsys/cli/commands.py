@@ -168,13 +168,13 @@ def _load(args: argparse.Namespace):
 
 
 def _write_table(df: pd.DataFrame, path: Path) -> None:
+    from recsys import atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
     if path.suffix.lower() in (".parquet", ".pq"):
-        df.to_parquet(tmp, index=False)
+        atomic.write_atomic(path, lambda p: df.to_parquet(p, index=False))
     else:
-        df.to_csv(tmp, index=False)
-    tmp.replace(path)
+        atomic.write_atomic(path, lambda p: df.to_csv(p, index=False))
 
 
 def demo(args: argparse.Namespace) -> int:
