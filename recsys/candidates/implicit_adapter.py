@@ -143,8 +143,11 @@ class ImplicitModel(BaseEstimator):
         check_is_fitted(self, "item_factors_")
         return self.item_factors_ @ self.user_factors_[u]
 
-    def explainer(self, history: np.ndarray, weights: np.ndarray) -> Callable[[int], np.ndarray]:
-        """For one user: a function giving how much each history item adds to an item's score.
+    def explainer(
+        self, history: np.ndarray, weights: np.ndarray
+    ) -> Callable[[np.ndarray], np.ndarray]:
+        """For one user: a function giving how much each history item adds to each of some
+        items' scores (history x items).
 
         ALS: the exact split of the least-squares solution ``x_u = A^-1 Y^T C p`` (as in
         ``implicit``'s ``explain``), with ``A`` factorized once per user; BPR: factor similarity.
@@ -153,7 +156,7 @@ class ImplicitModel(BaseEstimator):
         Y = self.item_factors_
         yh = Y[history].astype(np.float64)
         if self.algorithm != "als":
-            return lambda item: yh @ Y[item].astype(np.float64)
+            return lambda items: yh @ Y[items].T.astype(np.float64)
         conf = self.alpha * weights
         A = self.gram_ + yh.T @ ((conf - 1.0)[:, None] * yh)
         A[np.diag_indices_from(A)] += self.reg_
@@ -162,9 +165,9 @@ class ImplicitModel(BaseEstimator):
         if info != 0:
             raise ModelFitError(f"the user's ALS system is not positive definite (info {info})")
 
-        def contributions(item: int) -> np.ndarray:
-            z, _ = dpotrs(factor, Y[item].astype(np.float64), lower=True)
-            return conf * (yh @ z)
+        def contributions(items: np.ndarray) -> np.ndarray:
+            z, _ = dpotrs(factor, Y[items].T.astype(np.float64), lower=True)
+            return conf[:, None] * (yh @ z)
 
         return contributions
 

@@ -7,11 +7,12 @@ computed and the evidence the features give; an item a re-ranking stage brought 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from recsys.explain.reasons import Sensitivity, build_reason
+from recsys.explain.reasons import EvidenceTable, Sensitivity, build_reason
 from recsys.explain.templates import MESSAGES, render
 from recsys.features.context import TRENDING_DAYS, FeatureContext, UserState
 from recsys.features.registry import Feature, category_evidence
@@ -39,8 +40,11 @@ class Explainer:
         stages = items.column("stage") if "stage" in items else [Stage.RANKER] * len(items)
         groups = items.column("group") if "group" in items else [None] * len(items)
         reasons = np.empty(len(items), dtype=object)
+        table = EvidenceTable(ctx, st, items.items)
         for r, (i, stage) in enumerate(zip(items.items.tolist(), stages, strict=True)):
-            reasons[r] = self.reason(ctx, st, i, phi[r], Stage(stage), groups[r])
+            reasons[r] = self.reason(
+                ctx, st, i, phi[r], Stage(stage), groups[r], lambda f, r=r: table.get(f, r)
+            )
         return items.with_column("reason", reasons)
 
     def reason(
@@ -51,11 +55,13 @@ class Explainer:
         phi: np.ndarray,
         stage: Stage = Stage.RANKER,
         group: str | None = None,
+        evidence_of: Callable[[Feature], tuple[Evidence, ...]] | None = None,
     ) -> Reason:
         reason = build_reason(
             ctx, st, item, self.features, phi, self.sensitivity, self.titles,
             max_clauses=self.max_clauses,
             skip_facts=frozenset({Fact.CATEGORY_SHARE}) if stage == Stage.CALIBRATION else frozenset(),
+            evidence_of=evidence_of,
         )  # fmt: skip
         if stage == Stage.RANKER:
             return reason

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,6 +54,34 @@ def sensitive_items(catalog: Catalog, policy: Policy) -> Sensitivity:
     return Sensitivity(policy, flags)
 
 
+class EvidenceTable:
+    """The evidence of one user's list, asked for feature by feature as reasons are written.
+
+    A feature with ``evidence_many`` answers for every item of the list at its first use (one
+    solve serves them all); the others answer per item. Either way each answer is computed once.
+    """
+
+    def __init__(self, ctx: FeatureContext, st: UserState, items: np.ndarray) -> None:
+        self.ctx, self.st, self.items = ctx, st, items
+        self._bulk: dict[str, list[tuple[Evidence, ...]]] = {}
+        self._one: dict[tuple[str, int], tuple[Evidence, ...]] = {}
+
+    def get(self, feature: Feature, r: int) -> tuple[Evidence, ...]:
+        """Evidence of ``feature`` for the item at position ``r`` of the list."""
+        if feature.evidence_many is not None:
+            col = self._bulk.get(feature.name)
+            if col is None:
+                col = self._bulk[feature.name] = feature.evidence_many(
+                    self.ctx, self.st, self.items
+                )
+            return col[r]
+        key = (feature.name, r)
+        hit = self._one.get(key)
+        if hit is None:
+            hit = self._one[key] = feature.evidence(self.ctx, self.st, int(self.items[r]))
+        return hit
+
+
 def build_reason(
     ctx: FeatureContext,
     st: UserState,
@@ -65,6 +93,7 @@ def build_reason(
     *,
     max_clauses: int = 2,
     skip_facts: frozenset[str] = frozenset(),
+    evidence_of: Callable[[Feature], tuple[Evidence, ...]] | None = None,
 ) -> Reason:
     """A sentence from the item's largest positive attributions, grouped by template.
 
@@ -81,7 +110,8 @@ def build_reason(
     evidence: list[Evidence] = []
     for g in order:
         idx = sorted(groups[g], key=lambda j: -attributions[j])
-        facts = features[idx[0]].evidence(ctx, st, item)
+        f = features[idx[0]]
+        facts = evidence_of(f) if evidence_of is not None else f.evidence(ctx, st, item)
         texts = [(ev, render(ev, titles)) for ev in facts if not sensitivity.reveals(ev, ctx)]
         # one sentence per kind of fact, and never the item itself as its own evidence
         used = {e.fact for e in evidence} | skip_facts

@@ -29,6 +29,8 @@ Compute = Callable[[FeatureContext, UserBlock, np.ndarray, np.ndarray], np.ndarr
 position in ``block`` of the user that row ``r`` belongs to. Features are computed for every
 candidate of a block of users at once, so a request and a batch run the same code."""
 Explain = Callable[[FeatureContext, UserState, int], tuple[Evidence, ...]]
+ExplainMany = Callable[[FeatureContext, UserState, np.ndarray], list[tuple[Evidence, ...]]]
+"""Evidence for several items of one user's list at once (where one solve serves them all)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,9 @@ class Feature:
     compute: Compute
     evidence: Explain
     available: Callable[[FeatureContext], bool] = lambda ctx: True
+    evidence_many: ExplainMany | None = None
+    """The same facts as ``evidence``, for many items at once; used when the explainer needs
+    this feature's evidence for a list."""
 
     def __reduce__(self) -> tuple:
         # a feature is a registry entry: it pickles by name, so a model ships to worker processes
@@ -98,23 +103,39 @@ def cooccurrence(ctx: FeatureContext, j: int, cand: np.ndarray) -> np.ndarray:
     return ctx.cooc.lookup(int(j), np.asarray(cand))
 
 
-def collab_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
+def collab_evidence_many(
+    ctx: FeatureContext, st: UserState, items: np.ndarray
+) -> list[tuple[Evidence, ...]]:
+    """Per item: the history item that adds most to its collaborative score among those also
+    chosen with it (the exact ALS split), else the taste profile."""
     if st.n_items == 0:
-        return ()
+        return [()] * len(items)
     hist = st.items[:50]
     explain = st.cache.get("collab")
     if explain is None:
         conf = ctx.user_confidence(st.u, hist) if st.u >= 0 else np.ones(len(hist))
         explain = st.cache["collab"] = ctx.collab.explainer(hist, conf)
-    contrib = explain(item)
-    # the five largest positive contributions, in order; the first one also chosen with the item
-    top = np.argsort(-contrib, kind="stable")[:5]
-    top = top[(contrib[top] > 0) & (hist[top] != item)]
-    together = ctx.cooc.pairs(hist[top], np.full(len(top), item))
-    for k, n in zip(top.tolist(), together.tolist(), strict=True):
-        if n > 0:
-            return (_chose(ctx, st, int(hist[k]), fact=Fact.CHOSEN_TOGETHER, count=int(n)),)
-    return (Evidence(fact=Fact.TASTE_PROFILE, count=st.n_items),)
+    contrib = explain(np.asarray(items))  # history x items
+    # per item, the five largest positive contributions in order; the first also chosen with it
+    top = np.argsort(-contrib, axis=0, kind="stable")[:5]
+    col = np.broadcast_to(np.arange(len(items)), top.shape)
+    ok = (contrib[top, col] > 0) & (hist[top] != np.asarray(items)[col])
+    together = np.zeros(top.shape)
+    together[ok] = ctx.cooc.pairs(hist[top][ok], np.asarray(items)[col][ok])
+    out: list[tuple[Evidence, ...]] = []
+    for r in range(len(items)):
+        hit = np.flatnonzero(together[:, r] > 0)
+        if len(hit):
+            k = int(top[hit[0], r])
+            n = int(together[hit[0], r])
+            out.append((_chose(ctx, st, int(hist[k]), fact=Fact.CHOSEN_TOGETHER, count=n),))
+        else:
+            out.append((Evidence(fact=Fact.TASTE_PROFILE, count=st.n_items),))
+    return out
+
+
+def collab_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
+    return collab_evidence_many(ctx, st, np.array([item]))[0]
 
 
 # --- similarity to what the user did last -------------------------------------------------------
@@ -356,9 +377,9 @@ HIST = frozenset({f"{INT}.user_id", f"{INT}.item_id", f"{INT}.timestamp", f"{INT
 
 FEATURES: tuple[Feature, ...] = (
     Feature("collab_z", "collaborative", "collaborative score relative to the user's other items",
-            HIST, collab_z, collab_evidence),
+            HIST, collab_z, collab_evidence, evidence_many=collab_evidence_many),
     Feature("collab_raw", "collaborative", "collaborative (matrix factorization) score",
-            HIST, collab_raw, collab_evidence),
+            HIST, collab_raw, collab_evidence, evidence_many=collab_evidence_many),
     Feature("sim_recent3", "similar", "similarity to the user's 3 most recent items",
             HIST, sim_recent3, similar_evidence),
     Feature("sim_max10", "similar", "highest similarity to one of the user's 10 most recent items",
