@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from recsys.errors import ConfigError
 
@@ -59,7 +60,11 @@ class Pseudonymizer:
         return hmac.new(sub, message, hashlib.sha256).hexdigest()
 
     def many(self, user_ids: Iterable[str]) -> np.ndarray:
-        return np.array([self(u) for u in user_ids], dtype=object)
+        """Pseudonyms of ``user_ids``, in order; each distinct id is keyed once."""
+        ids = user_ids if isinstance(user_ids, pd.Series) else pd.Series(list(user_ids))
+        codes, uniques = pd.factorize(ids.astype(object), use_na_sentinel=False)
+        keyed = np.array([self(u) for u in uniques], dtype=object)
+        return keyed[codes] if len(codes) else np.empty(0, dtype=object)
 
     @classmethod
     def from_env(cls) -> Pseudonymizer:
