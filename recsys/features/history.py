@@ -30,6 +30,11 @@ class Vocabulary:
 
     def index(self, ids: np.ndarray | list[str] | pd.Series) -> np.ndarray:
         """Indices of ``ids``; -1 where unknown."""
+        if isinstance(ids, pd.Series) and len(ids) > 10_000:
+            # an event column repeats few ids many times: look each distinct one up once
+            codes, uniques = pd.factorize(ids, use_na_sentinel=False)
+            found = self._index.get_indexer(np.asarray(uniques, dtype=object))
+            return found[codes]
         return self._index.get_indexer(np.asarray(ids, dtype=object))
 
     def get(self, id_: str) -> int:
