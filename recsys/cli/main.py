@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from recsys import __version__
-from recsys.cli import commands
+from recsys.cli import commands, offers
 from recsys.cli.data_args import add_data_args, add_key_arg
 from recsys.errors import RecsysError
 
@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     chk = psub.add_parser("check", help="validate a policy file")
     chk.add_argument("file", metavar="TOML")
     chk.set_defaults(func=commands.policy_check)
+
+    offers.add_parser(sub)
 
     demo = sub.add_parser("demo", help="run the main job on the embedded synthetic shop")
     add_key_arg(demo)

@@ -38,6 +38,8 @@ class ConsentStore(Protocol):
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Consent]: ...
 
+    def keys(self) -> list[str]: ...
+
     def set(
         self,
         key: str,
@@ -154,6 +156,13 @@ class SQLiteConsentStore:
             return out
 
         return self._run(q)
+
+    def keys(self) -> list[str]:
+        """Every pseudonym with a consent record, sorted (the audience of a batch job)."""
+        rows = self._run(
+            lambda c: c.execute("SELECT pseudonym FROM consent ORDER BY pseudonym").fetchall()
+        )
+        return [r[0] for r in rows]
 
     def set(
         self,

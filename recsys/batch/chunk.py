@@ -1,0 +1,195 @@
+"""One chunk of an e-mail campaign: eligible customers in, offer rows out.
+
+:func:`run_chunk` is the only code that scores customers for a campaign, on the local engine and
+on every Dask worker alike. Its output depends on nothing but the model, the job's frozen
+parameters (:class:`ChunkSpec`) and the chunk (:class:`ChunkTask`): not on the engine, the
+order chunks finish in, or whether the job was killed and restarted in between.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from recsys.batch.campaign import Campaign
+from recsys.batch.exposure import ControllerState, ExposureController
+from recsys.features.history import EVENT_CODE
+from recsys.model.fitted import FittedModel
+from recsys.pipeline.pipeline import Pipeline
+from recsys.privacy.consent import Consent
+from recsys.rerank.algorithms import position_weights
+from recsys.types import Query, Recommendations
+
+DAY = 86_400
+OFFER_SCHEMA = pa.schema(
+    [
+        ("pseudonym", pa.string()),
+        ("campaign_id", pa.string()),
+        ("rank", pa.int32()),
+        ("item_id", pa.string()),
+        ("title", pa.string()),
+        ("score", pa.float64()),
+        ("reason", pa.string()),
+        ("stage", pa.string()),
+        ("evidence", pa.string()),
+        ("intro", pa.string()),
+        ("intro_categories", pa.string()),
+    ]
+)
+"""One row per offer; ``evidence`` and ``intro_categories`` are JSON."""
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    """What every chunk of one job shares, fixed when the job first starts."""
+
+    campaign: Campaign
+    as_of: int | None
+    boost: float = 0.0
+    """Where the exposure controller of every chunk starts (calibrated once per job)."""
+    job: str = ""
+    """The job's fingerprint (names its tasks on a shared Dask scheduler)."""
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    index: int
+    keys: tuple[str, ...]
+    """Eligible customers (pseudonyms), in campaign order."""
+    consent: dict[str, Consent]
+    """Their consent as read by the job just before the chunk was handed out."""
+
+
+@dataclass
+class ChunkResult:
+    index: int
+    table: pa.Table
+    skips: dict[str, int] = field(default_factory=dict)
+    """Customers of the chunk the pipeline could not give offers, by reason."""
+    state: ControllerState | None = None
+
+
+class ConsentSnapshot:
+    """The consent records of one chunk, as the job read them from the shop's store: the
+    pipeline on a worker checks them again without reaching the store's database."""
+
+    def __init__(self, records: dict[str, Consent]) -> None:
+        self.records = records
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Consent]:
+        return {k: self.records[k] for k in keys if k in self.records}
+
+
+def excluded_by_category(model: FittedModel, campaign: Campaign) -> list[str]:
+    """Ids of items in an excluded category (a path, or any path under it)."""
+    names = campaign.exclude.categories
+    if not names:
+        return []
+    cat = model.ctx.catalog
+    hit = [
+        k
+        for k, c in enumerate(cat.categories)
+        if any(c == n or c.startswith(n + " > ") for n in names)
+    ]
+    rows = np.flatnonzero(np.asarray(cat.item_categories[:, hit].sum(axis=1)).ravel() > 0)
+    return cat.items.ids[rows].tolist()
+
+
+def recent_purchases(model: FittedModel, key: str, days: int, ref: int) -> list[str]:
+    """Items ``key`` bought within ``days`` before ``ref`` (Unix seconds)."""
+    h = model.ctx.history
+    u = h.users.get(key)
+    if days <= 0 or u < 0:
+        return []
+    span = h.span(u)
+    mask = (h.event[span] == EVENT_CODE["purchase"]) & (h.ts[span] >= ref - days * DAY)
+    return h.items.ids[np.unique(h.item[span][mask])].tolist()
+
+
+def intro_line(
+    model: FittedModel, item_ids: Sequence[str], limit: int = 3
+) -> tuple[str, list[str]]:
+    """ "Picked for you from Coffee and Tea": the (leaf) categories the offers are in, most
+    offers first, never a sensitive category; the names are returned too, for checking."""
+    cat, sens = model.ctx.catalog, model.sensitivity
+    counts: Counter[str] = Counter()
+    for i in cat.items.index(list(item_ids)).tolist():
+        leaves = {p.split(" > ")[-1] for p in cat.categories_of(i) if not sens.category(p)}
+        counts.update(leaf for leaf in leaves if not sens.category(leaf))
+    names = [n for n, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
+    if not names:
+        return "Picked for you", []
+    joined = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return f"Picked for you from {joined}", names
+
+
+def run_chunk(model: FittedModel, spec: ChunkSpec, task: ChunkTask) -> ChunkResult:
+    """Offers for one chunk of eligible customers, with reasons and re-ranking."""
+    c = spec.campaign
+    pipeline = Pipeline(model, ConsentSnapshot(task.consent))  # type: ignore[arg-type]
+    ref = model.cutoff if spec.as_of is None else spec.as_of
+    always = excluded_by_category(model, c)
+    rerank = c.rerank
+    if rerank is not None:
+        pipeline.check_rerank(rerank)
+    queries = [
+        Query(
+            key, c.offers, as_of=spec.as_of, rerank=rerank,
+            exclude=(*always, *recent_purchases(model, key, c.exclude.bought_within_days, ref)),
+        )
+        for key in task.keys
+    ]  # fmt: skip
+    controller = None
+    if c.exposure is not None:
+        controller = ExposureController(
+            model, c.exposure, rerank=rerank or model.config.rerank,
+            state=ControllerState(boost=spec.boost),
+        )  # fmt: skip
+    lists = pipeline.run(queries, reranker=controller)
+    table, skips = offer_table(model, c.id, lists)
+    return ChunkResult(task.index, table, skips, controller.state if controller else None)
+
+
+def offer_table(
+    model: FittedModel, campaign_id: str, lists: Sequence[Recommendations]
+) -> tuple[pa.Table, dict[str, int]]:
+    cols: dict[str, list] = {f.name: [] for f in OFFER_SCHEMA}
+    skips: Counter[str] = Counter()
+    in_stock, index = model.ctx.catalog.in_stock, model.ctx.catalog.items
+    for recs in lists:
+        if not recs.personalized:
+            skips["no_history"] += 1  # a generic list is not what the customer agreed to
+            continue
+        keep = [r for r in recs if r.reason.text and in_stock[index.get(r.item_id)]]
+        if not keep:
+            skips["no_offers"] += 1
+            continue
+        intro, names = intro_line(model, [r.item_id for r in keep])
+        for rank, r in enumerate(keep, 1):
+            cols["pseudonym"].append(recs.user_id)
+            cols["campaign_id"].append(campaign_id)
+            cols["rank"].append(rank)
+            cols["item_id"].append(r.item_id)
+            cols["title"].append(r.title)
+            cols["score"].append(float(r.score))
+            cols["reason"].append(r.reason.text)
+            cols["stage"].append(str(r.reason.stage))
+            cols["evidence"].append(json.dumps([e.to_dict() for e in r.reason.evidence]))
+            cols["intro"].append(intro)
+            cols["intro_categories"].append(json.dumps(names))
+    return pa.Table.from_pydict(cols, schema=OFFER_SCHEMA), dict(skips)
+
+
+def exposure_of(model: FittedModel, group: str, table: pa.Table) -> tuple[float, float]:
+    """Position-discounted exposure of ``group`` and in all, over an offer table."""
+    if table.num_rows == 0:
+        return 0.0, 0.0
+    rank = table.column("rank").to_numpy()
+    w = position_weights(int(rank.max()))[rank - 1]
+    member = model.groups[group][model.ctx.catalog.items.index(table.column("item_id").to_pylist())]
+    return float((w * member).sum()), float(w.sum())
