@@ -231,6 +231,21 @@ UNKNOWN_USER_EXIT = 3
 """Exit code of ``recsys forget`` when nothing about the id was found (2: an error)."""
 
 
+def _data_given(args: argparse.Namespace) -> bool:
+    return any((args.data, args.mapping, args.interactions, args.items, args.users_file,
+                args.audit))  # fmt: skip
+
+
+def _source_files(args: argparse.Namespace):
+    """The stored files the data arguments name (a mapping's several files per table too)."""
+    from recsys.cli.data_args import read_mapping
+    from recsys.privacy.erasure import source_files
+
+    explicit = {"interactions": args.interactions, "items": args.items,
+                "users": args.users_file, "audit": args.audit}  # fmt: skip
+    return source_files(args.data, read_mapping(args.mapping), explicit)
+
+
 def forget(args: argparse.Namespace) -> int:
     """Erase a user; exit 0 when erased, 3 when the id is unknown, 2 on an error (the
     tombstone, recorded first, stays in place)."""
@@ -238,12 +253,17 @@ def forget(args: argparse.Namespace) -> int:
 
     from recsys.privacy.erasure import forget as erase
 
-    if not args.model and not args.data:
-        print("recsys forget: give --model DIR and/or --data DIR", file=sys.stderr)
+    if not args.model and not _data_given(args):
+        print(
+            "recsys forget: give --model DIR and/or the data (--data DIR, --mapping FILE or "
+            "--interactions/--items/--users files)",
+            file=sys.stderr,
+        )
         return 2
+    files = _source_files(args) if _data_given(args) else []
     report = erase(
         args.user_id, pseudonymizer_from_args(args), consent_from_args(args),
-        model_dir=args.model, data_dir=args.data,
+        model_dir=args.model, files=files,
     )  # fmt: skip
     print(report.to_text())
     if not report.known:
@@ -263,8 +283,8 @@ def export(args: argparse.Namespace) -> int:
     if args.model:
         model = _load(args)
         ps = model.pseudonymizer
-    if args.data:
-        data = load_dir(args.data, format=args.format)
+    if _data_given(args):
+        data = load_from_args(args)
     print(json.dumps(export_user(args.user_id, ps, model=model, data=data), indent=2, default=str))
     return 0
 

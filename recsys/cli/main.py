@@ -79,15 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_key_arg(f)
     f.add_argument("user_id", metavar="USER_ID")
     f.add_argument("--model", metavar="DIR", help="model directory to erase the user from")
-    f.add_argument("--data", metavar="DIR", help="data directory whose tables to rewrite")
+    add_data_args(f, required=False)  # the stored files to rewrite without the user's rows
     f.set_defaults(func=commands.forget)
 
     x = sub.add_parser("export", help="everything stored about a user (GDPR Art. 15)")
     add_key_arg(x)
     x.add_argument("user_id", metavar="USER_ID")
     x.add_argument("--model", metavar="DIR")
-    x.add_argument("--data", metavar="DIR")
-    x.add_argument("--format", choices=["auto", "recsys", "movielens"], default="auto")
+    add_data_args(x, required=False)
     x.set_defaults(func=commands.export)
 
     ev = sub.add_parser("evaluate", help="offline evaluation: all systems, all metrics, a report")

@@ -20,6 +20,7 @@ import pandas as pd
 
 from recsys import atomic
 from recsys.data.loaders import TABLES, read_table
+from recsys.data.mapping import DataMapping, SourceMapping
 from recsys.data.validation import ROW, ids_as_text
 from recsys.errors import (
     DataValidationError,
@@ -112,6 +113,18 @@ def erase_in_model(
     return new, {**removed, "consent_records": removed_consent}
 
 
+@dataclass(frozen=True)
+class SourceFile:
+    """One stored file that holds customers' rows: where it is, and how its user column is named
+    (a mapped export keeps the shop's own column names)."""
+
+    path: Path
+    table: str
+    user_column: str = "user_id"
+    encoding: str = "utf-8"
+    delimiter: str | None = None
+
+
 def _table_files(directory: Path) -> list[Path]:
     if (directory / "u.data").exists():
         raise DataValidationError(
@@ -128,44 +141,98 @@ def _table_files(directory: Path) -> list[Path]:
     ]
 
 
-def plan_data_erasure(directory: str | Path, user_id: str) -> list[tuple[Path, pd.DataFrame, int]]:
-    """Each table of a data directory that holds the user: (file, the table without them, rows
-    removed). Reads every file before anything is changed, so a corrupt file stops the erasure
-    before it has rewritten another."""
+def _user_column(source: SourceMapping | None) -> str:
+    """The source column a mapping renames to ``user_id`` (``user_id`` when none does)."""
+    if source is not None:
+        for src, canonical in source.columns.items():
+            if canonical == "user_id":
+                return src
+    return "user_id"
+
+
+def source_files(
+    data_dir: str | Path | None = None,
+    mapping: DataMapping | None = None,
+    files: dict[str, str | Path | None] | None = None,
+) -> list[SourceFile]:
+    """The stored files of a data set as the loaders read it: a data directory's tables, the
+    files a mapping names (several per table), or explicit files per table (which replace the
+    mapping's files for that table, as in :func:`recsys.data.load_dataset`)."""
+    mapping = mapping or DataMapping()
+    given = {t: f for t, f in (files or {}).items() if f is not None}
+    out: list[SourceFile] = []
+    if data_dir is not None:
+        for path in _table_files(Path(data_dir)):
+            if path.stem in given:
+                continue
+            spec = next(iter(mapping.sources(path.stem)), None)
+            out.append(SourceFile(path, path.stem, _user_column(spec)))
+    for table in TABLES:
+        specs = mapping.sources(table)
+        if table in given:
+            spec = specs[0] if specs else SourceMapping()
+            paths = [(Path(given[table]), spec)]  # type: ignore[arg-type]
+        elif data_dir is None:
+            paths = [(mapping.resolve(s), s) for s in specs if s.file]
+        else:
+            paths = []
+        for path, spec in paths:
+            out.append(SourceFile(path, table, _user_column(spec), spec.encoding, spec.delimiter))
+    return out
+
+
+Plan = tuple[SourceFile, pd.DataFrame, int]
+"""A file to rewrite, the table without the user's rows, and how many rows go."""
+
+
+def plan_source_erasure(files: list[SourceFile], user_id: str) -> list[Plan]:
+    """Each file that holds the user: the file, its rows without them, rows removed. Reads every
+    file before anything is changed, so a corrupt file stops the erasure before it has
+    rewritten another. Ids are matched as the loaders normalize them."""
     plans = []
     uid = normalize_id(user_id)
-    for path in _table_files(Path(directory)):
-        df = read_table(path)
-        if "user_id" not in df.columns:
-            if path.stem in USER_TABLES:
+    for src in files:
+        df = read_table(src.path, encoding=src.encoding, delimiter=src.delimiter)
+        if src.user_column not in df.columns:
+            if src.table in USER_TABLES:
                 raise DataValidationError(
-                    "no user_id column, so the user's rows cannot be found",
-                    file=str(path),
-                    expected="the canonical column names `recsys data synth` writes",
+                    f"no {src.user_column!r} column, so the user's rows cannot be found",
+                    file=str(src.path),
+                    expected="the user id column the mapping names (or `user_id`)",
                 )
             continue
-        mask = (ids_as_text(df["user_id"]) == uid).to_numpy()
+        mask = (ids_as_text(df[src.user_column]) == uid).to_numpy()
         if mask.any():
-            plans.append((path, df.loc[~mask].drop(columns=[ROW]), int(mask.sum())))
+            plans.append((src, df.loc[~mask].drop(columns=[ROW]), int(mask.sum())))
     return plans
 
 
-def _write_table(path: Path, df: pd.DataFrame) -> None:
-    if path.suffix == ".parquet":
+def plan_data_erasure(directory: str | Path, user_id: str) -> list[Plan]:
+    """:func:`plan_source_erasure` for the tables of a data directory."""
+    return plan_source_erasure(source_files(directory), user_id)
+
+
+def _write_table(src: SourceFile, df: pd.DataFrame) -> None:
+    path = src.path
+    if path.suffix.lower() in (".parquet", ".pq"):
         atomic.write_atomic(path, lambda p: df.to_parquet(p, index=False))
     else:
-        atomic.write_atomic(path, lambda p: df.to_csv(p, index=False))
+        sep = src.delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
+        atomic.write_atomic(
+            path, lambda p: df.to_csv(p, index=False, sep=sep, encoding=src.encoding)
+        )
 
 
-def apply_data_erasure(plans: list[tuple[Path, pd.DataFrame, int]]) -> dict[str, int]:
-    """Write the tables of :func:`plan_data_erasure` (atomic per file; leftovers of killed
-    earlier rewrites are deleted first). Returns rows removed per file."""
+def apply_data_erasure(plans: list[Plan]) -> dict[str, int]:
+    """Write the tables of :func:`plan_source_erasure` (atomic per file, through
+    :mod:`recsys.atomic`; leftovers of killed earlier rewrites are deleted first). Returns rows
+    removed per file."""
     removed = {}
-    for path, rest, n in plans:
-        for leftover in atomic.leftovers(path.parent, path.name):
+    for src, rest, n in plans:
+        for leftover in atomic.leftovers(src.path.parent, src.path.name):
             atomic.remove(leftover)
-        _write_table(path, rest)
-        removed[str(path)] = n
+        _write_table(src, rest)
+        removed[str(src.path)] = n
     return removed
 
 
@@ -181,6 +248,7 @@ def forget(
     *,
     model_dir: str | Path | None = None,
     data_dir: str | Path | None = None,
+    files: list[SourceFile] | None = None,
 ) -> ErasureReport:
     """Erase ``user_id`` everywhere recsys stores it; the report names only the pseudonym.
 
@@ -188,7 +256,9 @@ def forget(
     the tombstone, read every data table, then rewrite the tables, delete the consent record,
     remove the user from the model and save it. A failure after the tombstone raises
     :class:`ErasureError` and leaves the tombstone, so training still leaves the user out.
-    ``report.known`` is false when nothing about the user was found."""
+    ``report.known`` is false when nothing about the user was found. ``files`` are the stored
+    source files to rewrite (:func:`source_files`; a mapped export's files); ``data_dir`` is
+    the shorthand for a data directory's tables."""
     from recsys.model.artifacts import load_model, save_model
 
     uid = normalize_id(user_id)
@@ -206,7 +276,9 @@ def forget(
     try:
         if failure is not None:
             raise failure
-        plans = plan_data_erasure(data_dir, uid) if data_dir is not None else []
+        if files is None:
+            files = source_files(data_dir) if data_dir is not None else []
+        plans = plan_source_erasure(files, uid)
         report.data_rows = apply_data_erasure(plans)
         report.model["consent_records"] = int(store.delete(report.pseudonym))
         if model is not None:
