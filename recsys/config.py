@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
 from recsys.candidates.implicit_adapter import CollaborativeConfig
 from recsys.candidates.sources import CandidateConfig
 from recsys.errors import ConfigError
+from recsys.explain.rules import ReasonRules
 from recsys.ranking.ranker import RankerConfig
 from recsys.ranking.training import TrainingConfig
 from recsys.rerank.stages import RerankConfig
@@ -23,6 +24,8 @@ class ReasonConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_clauses: PositiveInt = 2
+    rules: ReasonRules = Field(default_factory=ReasonRules)
+    """When each template may speak (``often``, price band, re-buy cycle, trending minimum)."""
 
 
 class TomlModel(BaseModel):

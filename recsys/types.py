@@ -58,7 +58,14 @@ class Evidence:
     window_days: int | None = None
     value: float | None = None
     event: str | None = None
-    """The event type the fact is about (``purchase``, ``rating`` ...)."""
+    """The reader's own event the fact is about (``purchase``, ``rating`` ...)."""
+    counted: str | None = None
+    """What a shop-wide count counts: ``purchase`` (distinct customers who bought), or
+    ``rating>=4`` (distinct customers who rated 4 or more); always other customers."""
+    others: bool | None = None
+    """The reader did it too and is left out of ``count`` ("other customers")."""
+    price: float | None = None
+    """The recommended item's price (price facts)."""
 
     def __post_init__(self) -> None:
         if type(self.fact) is not Fact:
@@ -80,6 +87,9 @@ class Reason:
     attributions: tuple[float, ...] = ()
     evidence: tuple[Evidence, ...] = ()
     stage: Stage = Stage.RANKER
+    refused: tuple[str, ...] = ()
+    """Facts that were true but that an applicability rule kept from speaking (e.g. "often"
+    for a category with one item): counted in evaluation reports."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stage", Stage(self.stage))
@@ -91,6 +101,7 @@ class Reason:
             "features": list(self.features),
             "attributions": [float(a) for a in self.attributions],
             "evidence": [e.to_dict() for e in self.evidence],
+            "refused": list(self.refused),
         }
 
 

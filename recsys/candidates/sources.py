@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
-from recsys.features.context import FeatureContext, UserBlock
+from recsys.features.context import TRENDING_DAYS, FeatureContext, UserBlock
 
 
 def top_allowed(scores: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
@@ -110,8 +110,10 @@ def block_candidates(
             base[p, ex[ex >= 0]] = False
     allowed = base.copy()
     if cfg.exclude_seen:
+        # the seen memory, not only what the model learned from (history cap, min_rating), and
+        # every item that is the same product (same title) as a seen one
         for p, st in enumerate(block.states):
-            allowed[p, st.items] = False
+            allowed[p, ctx.catalog.same_product(np.union1d(st.items, st.seen))] = False
     parts: list[list[np.ndarray]] = [[] for _ in range(len(block))]
     for source in cfg.sources:
         # re-buys are seen items by definition: they only need to be in stock and not excluded
@@ -127,7 +129,11 @@ def trending_list(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """The non-personalized source: the shop's most chosen in-stock items in the trending window
     (the same list for everyone at the same time). Returns items, their counts, and the day."""
-    counts, day = ctx.trending(as_of)
+    # ranked by the shop-wide numbers its reasons state, when the model has them
+    counts, day = (
+        ctx.shop.trending(as_of, TRENDING_DAYS) if ctx.shop is not None else ctx.trending(as_of)
+    )
+    counts = counts.astype(float)
     allowed = ctx.catalog.in_stock & (counts > 0)
     if exclude is not None and len(exclude):
         allowed[exclude[exclude >= 0]] = False

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from recsys.explain.reasons import EvidenceTable, Sensitivity, build_reason
+from recsys.explain.rules import ReasonRules
 from recsys.explain.templates import MESSAGES, render
-from recsys.features.context import TRENDING_DAYS, FeatureContext, UserState
-from recsys.features.registry import Feature, category_evidence
+from recsys.features.context import FeatureContext, UserState
+from recsys.features.registry import Feature, category_evidence, customers_fact, trending_fact
 from recsys.privacy.policy import Policy
 from recsys.types import Evidence, Fact, ItemList, Reason, Stage
 
@@ -33,6 +34,7 @@ class Explainer:
     titles: dict[str, str]
     policy: Policy
     max_clauses: int = 2
+    rules: ReasonRules = field(default_factory=ReasonRules)
 
     def __call__(self, ctx: FeatureContext, st: UserState, items: ItemList) -> ItemList:
         """Adds a ``reason`` column; reads ``attributions`` and ``stage``."""
@@ -61,7 +63,7 @@ class Explainer:
             ctx, st, item, self.features, phi, self.sensitivity, self.titles,
             max_clauses=self.max_clauses,
             skip_facts=frozenset({Fact.CATEGORY_SHARE}) if stage == Stage.CALIBRATION else frozenset(),
-            evidence_of=evidence_of,
+            evidence_of=evidence_of, rules=self.rules,
         )  # fmt: skip
         if stage == Stage.RANKER:
             return reason
@@ -93,10 +95,12 @@ class Explainer:
                 category=ev.category, count=ev.count, total=ev.total
             )
         elif stage == Stage.DIVERSITY:
+            # "different" only in a category outside the customer's largest ones
             cats = [
                 c
                 for c in ctx.catalog.categories_of(item)
                 if not self.policy.is_sensitive_category(c)
+                and not self.rules.in_top_categories(ctx, st, c)
             ]
             ev = Evidence(fact=Fact.DIVERSITY, category=cats[0] if cats else None)
             head = render(ev, self.titles) or MESSAGES["diversity_plain"]
@@ -109,17 +113,21 @@ class Explainer:
         )
 
     def not_personalized(
-        self, ctx: FeatureContext, items: ItemList, day: int, why: str
+        self, ctx: FeatureContext, items: ItemList, as_of: int, why: str, key: str | None = None
     ) -> ItemList:
-        """Reasons for the shop's trending list: what was counted, and why it is not personal."""
-        counts = items.column("score")
-        date = str(np.datetime64(day, "s").astype("datetime64[D]"))
+        """Reasons for the shop's trending list: what was counted, and why it is not personal.
+
+        Counts leave the reader out (``key``: their id in the model, when known); an item chosen
+        by fewer customers than "popular right now" needs is described by its all-time count."""
         reasons = np.empty(len(items), dtype=object)
-        for r, n in enumerate(counts.tolist()):
-            ev = Evidence(
-                fact=Fact.TRENDING, count=int(n), window_days=TRENDING_DAYS,
-                event=ctx.signal_event, date=date,
-            )  # fmt: skip
-            text = MESSAGES["not_personalized"].format(text=render(ev, self.titles), why=WHY[why])
-            reasons[r] = Reason(text=text, evidence=(ev,), stage=Stage.POPULARITY)
+        for r, i in enumerate(items.items.tolist()):
+            facts = [
+                e for e in trending_fact(ctx, key, as_of, i) if self.rules.allows(e, ctx, None)
+            ]
+            facts = facts or list(customers_fact(ctx, key, i))
+            text = render(facts[0], self.titles) if facts else None
+            text = MESSAGES["not_personalized"].format(
+                text=text or MESSAGES["shop_pick"], why=WHY[why]
+            )
+            reasons[r] = Reason(text=text, evidence=tuple(facts[:1]), stage=Stage.POPULARITY)
         return items.with_column("reason", reasons)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recsys.explain.rules import ReasonRules
 from recsys.explain.templates import MESSAGES, render
 from recsys.features.context import FeatureContext, UserState
 from recsys.features.history import Catalog
@@ -94,6 +95,7 @@ def build_reason(
     max_clauses: int = 2,
     skip_facts: frozenset[str] = frozenset(),
     evidence_of: Callable[[Feature], tuple[Evidence, ...]] | None = None,
+    rules: ReasonRules | None = None,
 ) -> Reason:
     """A sentence from the item's largest positive attributions, grouped by template.
 
@@ -105,17 +107,36 @@ def build_reason(
         if attributions[j] > 0:
             groups.setdefault(f.group, []).append(j)
     order = sorted(groups, key=lambda g: -sum(attributions[j] for j in groups[g]))
+    rules = rules or ReasonRules()
+    own_id = str(ctx.catalog.items.ids[item])
+    own_title = _title_key(titles, own_id)
     clauses: list[str] = []
     named: list[int] = []
     evidence: list[Evidence] = []
+    refused: list[str] = []
     for g in order:
         idx = sorted(groups[g], key=lambda j: -attributions[j])
         f = features[idx[0]]
         facts = evidence_of(f) if evidence_of is not None else f.evidence(ctx, st, item)
-        texts = [(ev, render(ev, titles)) for ev in facts if not sensitivity.reveals(ev, ctx)]
-        # one sentence per kind of fact, and never the item itself as its own evidence
+        # one sentence per kind of fact; an item is cited once per reason, and never one that
+        # has the recommended item's own title
         used = {e.fact for e in evidence} | skip_facts
-        texts = [(ev, t) for ev, t in texts if t and ev.fact not in used]
+        cited = {e.item_id for e in evidence if e.item_id is not None}
+        texts = []
+        for ev in facts:
+            if ev.fact in used or sensitivity.reveals(ev, ctx):
+                continue
+            if ev.item_id is not None and (
+                ev.item_id in cited
+                or (ev.item_id != own_id and _title_key(titles, ev.item_id) == own_title)
+            ):
+                continue  # "bought before" speaks of the item itself; nothing else may
+            if not rules.allows(ev, ctx, st):
+                refused.append(str(ev.fact))
+                continue
+            text = render(ev, titles)
+            if text:
+                texts.append((ev, text))
         if not texts:
             continue
         clauses.append(texts[0][1])
@@ -124,11 +145,16 @@ def build_reason(
         if len(clauses) == max_clauses:
             break
     if not clauses:
-        return Reason(text=MESSAGES["fallback"], stage="ranker")
+        return Reason(text=MESSAGES["fallback"], stage="ranker", refused=tuple(refused))
     return Reason(
         text=". ".join(clauses),
         features=tuple(features[j].name for j in named),
         attributions=tuple(float(attributions[j]) for j in named),
         evidence=tuple(evidence),
         stage="ranker",
+        refused=tuple(refused),
     )
+
+
+def _title_key(titles: dict[str, str], item_id: str) -> str:
+    return titles.get(item_id, item_id).strip().casefold()

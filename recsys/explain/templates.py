@@ -29,20 +29,27 @@ YOU_DID_IT = {
     "cart": "added it to your cart",
     "view": "looked at it",
 }
-SHOP_DID = {"purchase": "bought", "rating": "rated", "cart": "added to carts", "view": "viewed"}
+
+COUNTED = {
+    "purchase": ("bought", "bought"),
+    "cart": ("added to their cart", "added it to their cart"),
+    "view": ("viewed", "viewed"),
+}
+"""What a shop-wide count counts, as a verb (before and after the item)."""
 
 MESSAGES: dict[str, str] = {
-    "chosen_together": "{customers} who chose {item} also chose this (you {did} on {date})",
+    "chosen_together": "{customers} who {did_shop} also {did_also} (you {did} on {date})",
     "taste_profile": "Matches the taste learned from your last {count} items",
     "similar_to": "Similar to {item}, which you {did} on {date}",
     "category_share": "You often choose {category} ({count} of your last {total} items)",
     "brand_share": "You often choose {brand} ({count} of your last {total} items)",
-    "usual_price": "Priced like what you usually choose (your median: {value:.2f})",
-    "bought_before": "Time to restock? You last bought it on {date}",
-    "trending": "Popular right now: {did} {times} in the {window_days} days before {date}",
-    "customers": "Chosen by {customers}",
-    "customers_event": "{Did} by {customers}",
-    "average_rating": "Rated {value:.1f} on average by {customers}",
+    "usual_price": "Priced like what you usually choose: {price:.2f} (your median: {value:.2f})",
+    "bought_before": "Time to restock? You last bought it on {date}, {days}; customers who buy "
+    "it again do so about every {cycle} days",
+    "trending": "Popular right now: {did_shop} by {customers} in the {window_days} days before "
+    "{date}",
+    "customers": "{Did_shop} by {customers}",
+    "average_rating": "Rated {value:.1f} on average ({ratings})",
     "listed": "New: available since {date}",
     "fallback": "One of your best matches among the items you have not tried yet",
     "diversity": "Something different, in {category}",
@@ -50,10 +57,32 @@ MESSAGES: dict[str, str] = {
     "diversity_plain": "Something different from your other picks",
     "item_group": "A pick from a group we make sure you see",
     "not_personalized": "{text} (not personalized: {why})",
+    "shop_pick": "In stock at the shop",
     "why_no_consent": "you chose not to receive personalized recommendations",
     "why_no_history": "we have no history for you yet",
     "why_no_profiling": "recommendations without profiling",
 }
+
+
+def counted_phrases(counted: str | None, item: str = "") -> tuple[str, str, str]:
+    """What a count counts, three ways: ("bought", "bought Tea", "bought this") or
+    ("rated 4 or more", "rated Tea 4 or more", "rated this 4 or more")."""
+    c = counted or "view"
+    if c.startswith("rating>="):
+        t = c.removeprefix("rating>=")
+        return f"rated {t} or more", f"rated {item} {t} or more", f"rated this {t} or more"
+    verb = COUNTED.get(c, COUNTED["view"])[0]
+    return verb, f"{verb} {item}", f"{verb} this"
+
+
+def others(n: int, reader_too: bool | None = None) -> str:
+    """'12 other customers': a count of customers never includes the reader."""
+    return (
+        plural(n, "other customer", "other customers")
+        if reader_too
+        else plural(n, "customer", "customers")
+    )
+
 
 Titles = dict[str, str]
 Renderer = Callable[[Evidence, Titles], str | None]
@@ -87,9 +116,11 @@ def _item(ev: Evidence, titles: Titles) -> str:
 
 @template(Fact.CHOSEN_TOGETHER)
 def _chosen_together(ev: Evidence, titles: Titles) -> str:
+    _, of_item, this = counted_phrases(ev.counted, _item(ev, titles))
     return MESSAGES["chosen_together"].format(
-        customers=plural(ev.count or 0, "customer", "customers"),
-        item=_item(ev, titles),
+        customers=plural(ev.count or 0, "other customer", "other customers"),
+        did_shop=of_item,
+        did_also=this,
         did=YOU_DID_IT[ev.event or "view"],
         date=day(ev.date or ""),
     )
@@ -119,12 +150,16 @@ def _brand_share(ev: Evidence, titles: Titles) -> str:
 
 @template(Fact.USUAL_PRICE)
 def _usual_price(ev: Evidence, titles: Titles) -> str:
-    return MESSAGES["usual_price"].format(value=ev.value)
+    return MESSAGES["usual_price"].format(price=ev.price or 0.0, value=ev.value or 0.0)
 
 
 @template(Fact.BOUGHT_BEFORE)
 def _bought_before(ev: Evidence, titles: Titles) -> str:
-    return MESSAGES["bought_before"].format(date=day(ev.date or ""))
+    return MESSAGES["bought_before"].format(
+        date=day(ev.date or ""),
+        days=plural(ev.count or 0, "day ago", "days ago"),
+        cycle=ev.window_days,
+    )
 
 
 @template(Fact.TRENDING)
@@ -132,8 +167,8 @@ def _trending(ev: Evidence, titles: Titles) -> str | None:
     if not ev.count:
         return None
     return MESSAGES["trending"].format(
-        did=SHOP_DID[ev.event or "view"],
-        times="once" if ev.count == 1 else f"{ev.count:,} times",
+        did_shop=counted_phrases(ev.counted)[0],
+        customers=others(ev.count, ev.others),
         window_days=ev.window_days,
         date=day(ev.date or ""),
     )
@@ -141,18 +176,16 @@ def _trending(ev: Evidence, titles: Titles) -> str | None:
 
 @template(Fact.CUSTOMERS)
 def _customers(ev: Evidence, titles: Titles) -> str:
-    customers = plural(ev.count or 0, "customer", "customers")
-    if ev.event:
-        return MESSAGES["customers_event"].format(
-            Did=SHOP_DID[ev.event].capitalize(), customers=customers
-        )
-    return MESSAGES["customers"].format(customers=customers)
+    did = counted_phrases(ev.counted)[0]
+    return MESSAGES["customers"].format(
+        Did_shop=did[0].upper() + did[1:], customers=others(ev.count or 0, ev.others)
+    )
 
 
 @template(Fact.AVERAGE_RATING)
 def _average_rating(ev: Evidence, titles: Titles) -> str:
     return MESSAGES["average_rating"].format(
-        value=ev.value, customers=plural(ev.count or 0, "customer", "customers")
+        value=ev.value, ratings=plural(ev.count or 0, "rating", "ratings")
     )
 
 

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from recsys.candidates.implicit_adapter import ImplicitModel
 from recsys.data.schema import EVENTS
 from recsys.features.history import DAY, EVENT_CODE, EVENT_WEIGHT, Catalog, History
+from recsys.features.shop import ShopStats
 from recsys.features.stats import Cooccurrence
 
 SIGNAL_ORDER = ("purchase", "rating", "cart", "view")
@@ -37,6 +38,11 @@ class FeatureContext:
     collab: ImplicitModel
     cooc: Cooccurrence | None = None
     """Precomputed at fit time (built on first use when not given)."""
+    shop: ShopStats | None = None
+    """Shop-wide numbers over every retained row: what reasons state (None: not known)."""
+    seen: sp.csr_matrix | None = None
+    """Users x items: every item each user interacted with in the retention window (the seen
+    memory; None: only the history the model learned from)."""
     _trend_cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -45,7 +51,14 @@ class FeatureContext:
 
     def __getstate__(self) -> dict:
         # derived caches are rebuilt where the context lands (a worker process)
-        return {k: self.__dict__[k] for k in ("history", "catalog", "collab", "cooc")}
+        keep = ("history", "catalog", "collab", "cooc", "shop", "seen")
+        return {k: self.__dict__[k] for k in keep}
+
+    def seen_items(self, u: int) -> np.ndarray:
+        """Items user ``u`` interacted with in the retention window (the model's history too)."""
+        if u < 0 or self.seen is None:
+            return np.empty(0, dtype=np.int64)
+        return self.seen.indices[self.seen.indptr[u] : self.seen.indptr[u + 1]].astype(np.int64)
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -193,6 +206,10 @@ class UserState:
     brand_counts: dict[str, int]
     price_median: float
     last_purchase: dict[int, int]
+    seen: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    """Every item the user interacted with in the retention window (the seen memory)."""
+    key: str | None = None
+    """The user's id in the model (a pseudonym), ``None`` for a visitor we do not know."""
     cache: dict = field(default_factory=dict, repr=False)
     """Per-request memo shared by evidence functions (e.g. the collaborative explainer)."""
 
@@ -240,6 +257,8 @@ class UserState:
             brand_counts=brands,
             price_median=float(price) if np.isfinite(price) else np.nan,
             last_purchase=last_purchase,
+            seen=ctx.seen_items(u),
+            key=str(h.users.ids[u]) if u >= 0 else None,
         )
 
     @property

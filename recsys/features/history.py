@@ -156,6 +156,35 @@ class Catalog:
         out[rows, np.arange(len(rows)) - np.repeat(ic.indptr[:-1], per)] = ic.indices
         return out
 
+    @cached_property
+    def product(self) -> np.ndarray:
+        """Per item, its product: items that share a title are one product to a customer."""
+        codes, _ = pd.factorize(pd.Series(self.title, dtype=object).str.strip().str.casefold())
+        return codes.astype(np.int64)
+
+    @cached_property
+    def _product_items(self) -> sp.csr_matrix:
+        n = len(self.product)
+        return sp.csr_matrix(
+            (np.ones(n, np.int8), (self.product, np.arange(n))),
+            shape=(int(self.product.max(initial=-1)) + 1, n),
+        )
+
+    @cached_property
+    def has_twin(self) -> np.ndarray:
+        """Per item: does another item share its title?"""
+        return np.bincount(self.product)[self.product] > 1
+
+    def same_product(self, items: np.ndarray) -> np.ndarray:
+        """Every item that is the same product as one of ``items`` (``items`` included)."""
+        items = np.asarray(items, dtype=np.int64)
+        twins = items[self.has_twin[items]]
+        if not len(twins):
+            return items
+        m = self._product_items
+        more = [m.indices[m.indptr[p] : m.indptr[p + 1]] for p in np.unique(self.product[twins])]
+        return np.concatenate([items, *more]).astype(np.int64)
+
     def category_counts(self, items: np.ndarray) -> np.ndarray:
         """How many of ``items`` are in each category (an item counts once per category)."""
         codes = self.category_codes[items].ravel()

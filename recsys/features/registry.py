@@ -21,6 +21,7 @@ from recsys.features.context import (
     UserState,
 )
 from recsys.features.history import DAY
+from recsys.features.shop import ShopStats
 from recsys.privacy.policy import Policy, ProtectedAttributeError
 from recsys.types import Evidence, Fact
 
@@ -79,6 +80,19 @@ def _chose(ctx: FeatureContext, st: UserState, item: int, **kw) -> Evidence:
     )
 
 
+def together(ctx: FeatureContext, st: UserState, js: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Other customers (never the reader) who did the shop's signal event on both ``js[n]`` and
+    ``items[n]``, counted over every retained row; zeros when the model has no shop numbers."""
+    shop = ctx.shop
+    if shop is None or not len(js):
+        return np.zeros(len(js))
+    n = shop.cooc.pairs(js, items)
+    if st.key is not None:
+        me = shop.did(st.key, np.concatenate([js, items]))
+        n = n - (me[: len(js)] & me[len(js) :])
+    return np.maximum(n, 0)
+
+
 def _segments(row_user: np.ndarray) -> list[tuple[int, slice]]:
     """``(user position, rows)`` for each user's run of rows (rows are grouped by user)."""
     if not len(row_user):
@@ -120,18 +134,22 @@ def collab_evidence_many(
     top = np.argsort(-contrib, axis=0, kind="stable")[:5]
     col = np.broadcast_to(np.arange(len(items)), top.shape)
     ok = (contrib[top, col] > 0) & (hist[top] != np.asarray(items)[col])
-    together = np.zeros(top.shape)
-    together[ok] = ctx.cooc.pairs(hist[top][ok], np.asarray(items)[col][ok])
+    both = np.zeros(top.shape)
+    both[ok] = together(ctx, st, hist[top][ok], np.asarray(items)[col][ok])
     out: list[tuple[Evidence, ...]] = []
     for r in range(len(items)):
-        hit = np.flatnonzero(together[:, r] > 0)
+        hit = np.flatnonzero(both[:, r] > 0)
         if len(hit):
             k = int(top[hit[0], r])
-            n = int(together[hit[0], r])
-            out.append((_chose(ctx, st, int(hist[k]), fact=Fact.CHOSEN_TOGETHER, count=n),))
+            out.append((_chose_together(ctx, st, int(hist[k]), int(both[hit[0], r])),))
         else:
             out.append((Evidence(fact=Fact.TASTE_PROFILE, count=st.n_items),))
     return out
+
+
+def _chose_together(ctx: FeatureContext, st: UserState, j: int, n: int) -> Evidence:
+    assert ctx.shop is not None  # together() is 0 without shop numbers
+    return _chose(ctx, st, j, fact=Fact.CHOSEN_TOGETHER, count=n, counted=ctx.shop.counted)
 
 
 def collab_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
@@ -203,11 +221,11 @@ def cooc_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Eviden
     r = st.recent(3)
     if not len(r):
         return ()
-    counts = np.where(r == item, 0.0, ctx.cooc.pairs(r, np.full(len(r), item)))
+    counts = np.where(r == item, 0.0, together(ctx, st, r, np.full(len(r), item)))
     k = int(np.argmax(counts))
     if counts[k] == 0:
         return ()
-    return (_chose(ctx, st, int(r[k]), fact=Fact.CHOSEN_TOGETHER, count=int(counts[k])),)
+    return (_chose_together(ctx, st, int(r[k]), int(counts[k])),)
 
 
 # --- the user's own habits ----------------------------------------------------------------------
@@ -275,10 +293,16 @@ def price_fit(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.
 
 
 def price_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
-    if not np.isfinite(st.price_median):
+    p = ctx.catalog.price
+    if not np.isfinite(st.price_median) or p is None or not np.isfinite(p[item]):
         return ()
     return (
-        Evidence(fact=Fact.USUAL_PRICE, value=round(float(st.price_median), 2), total=st.n_items),
+        Evidence(
+            fact=Fact.USUAL_PRICE,
+            value=round(float(st.price_median), 2),
+            price=round(float(p[item]), 2),
+            total=st.n_items,
+        ),
     )
 
 
@@ -295,14 +319,17 @@ def repeat_cycle(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: 
 
 def repeat_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
     ts = st.last_purchase.get(int(item))
-    if ts is None:
-        return ()
+    rebuyable, gaps = ctx.rebuy
+    if ts is None or not rebuyable[item] or not np.isfinite(gaps[item]):
+        return ()  # "time to restock" only for items with a measured re-buy cycle
     return (
         Evidence(
             fact=Fact.BOUGHT_BEFORE,
             item_id=str(ctx.catalog.items.ids[item]),
             date=_date(ts),
             event="purchase",
+            window_days=max(1, round(float(gaps[item]))),
+            count=int((st.as_of - ts) // DAY),
         ),
     )
 
@@ -317,19 +344,26 @@ def trending(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.n
 
 
 def trending_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
-    counts, day = ctx.trending(st.as_of)
-    n = int(counts[item])
+    return trending_fact(ctx, st.key, st.as_of, item)
+
+
+def trending_fact(
+    ctx: FeatureContext, key: str | None, as_of: int, item: int
+) -> tuple[Evidence, ...]:
+    """Other customers who did the signal event on ``item`` in the trending window."""
+    shop = ctx.shop
+    if shop is None:
+        return ()
+    counts, day = shop.trending(as_of, TRENDING_DAYS)
+    n, others = _others(shop, key, item, int(counts[item]), window=(day - TRENDING_DAYS * DAY, day))
     if n == 0:
         return ()
     return (
         Evidence(
-            fact=Fact.TRENDING,
-            count=n,
-            window_days=TRENDING_DAYS,
-            date=_date(day),
-            event=ctx.signal_event,
+            fact=Fact.TRENDING, count=n, window_days=TRENDING_DAYS, date=_date(day),
+            counted=shop.counted, others=others,
         ),
-    )
+    )  # fmt: skip
 
 
 def popularity(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
@@ -347,14 +381,17 @@ def average_rating(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand
 
 
 def rating_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
-    s, c, _ = ctx.rating_stats
-    if c[item] == 0:
+    shop = ctx.shop
+    if shop is None:
         return ()
-    return (
-        Evidence(
-            fact=Fact.AVERAGE_RATING, value=round(float(s[item] / c[item]), 1), count=int(c[item])
-        ),
-    )
+    s, c = shop.ratings
+    total, n = float(s[item]), int(c[item])
+    if st.key is not None:  # other customers' ratings only
+        mine, k = shop.own_rating(st.key, item)
+        total, n = total - mine, n - k
+    if n <= 0:
+        return ()
+    return (Evidence(fact=Fact.AVERAGE_RATING, value=round(total / n, 1), count=n),)
 
 
 def item_age(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):

@@ -97,13 +97,13 @@ class Cooccurrence:
         hit = found & (self.indices[at] == cols) if len(self.indices) else found
         return np.where(hit, self.counts[at] if len(self.counts) else 0, 0).astype(float)
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
+    def to_arrays(self, prefix: str = "cooc") -> dict[str, np.ndarray]:
         return {
-            "cooc_indptr": self.indptr,
-            "cooc_indices": self.indices,
-            "cooc_counts": self.counts,
+            f"{prefix}_indptr": self.indptr,
+            f"{prefix}_indices": self.indices,
+            f"{prefix}_counts": self.counts,
         }
 
     @classmethod
-    def from_arrays(cls, a: dict[str, np.ndarray]) -> Cooccurrence:
-        return cls(a["cooc_indptr"], a["cooc_indices"], a["cooc_counts"])
+    def from_arrays(cls, a: dict[str, np.ndarray], prefix: str = "cooc") -> Cooccurrence:
+        return cls(a[f"{prefix}_indptr"], a[f"{prefix}_indices"], a[f"{prefix}_counts"])

@@ -35,6 +35,7 @@ from typing import IO, Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+import scipy.sparse as sp
 
 from recsys import __version__, atomic
 from recsys.candidates.implicit_adapter import ImplicitModel
@@ -53,6 +54,7 @@ from recsys.features.context import FeatureContext
 from recsys.features.history import Catalog, History, Vocabulary
 from recsys.features.stats import Cooccurrence
 from recsys.model.fitted import FittedModel
+from recsys.features.shop import ShopStats
 from recsys.privacy.policy import Policy
 from recsys.privacy.pseudonym import Pseudonymizer
 from recsys.ranking.additive import AdditiveModel
@@ -155,6 +157,11 @@ def model_arrays(model: FittedModel) -> dict[str, np.ndarray]:
 
 
 # --- canonical, authenticated manifest ---------------------------------------------------------
+    if ctx.shop is not None:
+        arrays.update(ctx.shop.to_arrays())
+    if ctx.seen is not None:
+        arrays["seen_indptr"] = ctx.seen.indptr.astype(np.int64)
+        arrays["seen_indices"] = ctx.seen.indices.astype(np.int64)
 def _mac_input(body: dict[str, Any]) -> bytes:
     """The bytes the HMAC covers: the manifest without its ``hmac``, compact and key-sorted."""
     rest = {k: v for k, v in body.items() if k != "hmac"}
@@ -412,7 +419,15 @@ def _model(
         a["history_item"], a["history_ts"], a["history_event"], a["history_value"],
     )  # fmt: skip
     collab = ImplicitModel.from_arrays(manifest.collaborative_params, a)
-    ctx = FeatureContext(history, catalog, collab, Cooccurrence.from_arrays(a))
+    shop = ShopStats.from_arrays(a) if "shop_meta" in a else None
+    seen = None
+    if "seen_indptr" in a:
+        ind = a["seen_indices"]
+        seen = sp.csr_matrix(
+            (np.ones(len(ind), np.int8), ind, a["seen_indptr"]),
+            shape=(len(history.users), len(catalog.items)),
+        )
+    ctx = FeatureContext(history, catalog, collab, Cooccurrence.from_arrays(a), shop, seen)
     return FittedModel(
         config=config,
         policy=policy,

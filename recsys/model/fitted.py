@@ -86,7 +86,11 @@ class FittedModel:
         u = h.users.get(key)
         removed = {"events": 0, "user_factors": 0, "items_resolved": 0}
         if u < 0:
-            return self, removed
+            if ctx.shop is None or ctx.shop.users.get(key) < 0:
+                return self, removed
+            # known only to the shop-wide numbers (every event of theirs was minimized away)
+            kept = dataclasses.replace(ctx, shop=ctx.shop.without(key), _trend_cache={})
+            return dataclasses.replace(self, ctx=kept), removed
         span = h.span(u)
         touched = np.unique(h.item[span])
         keep_users = np.flatnonzero(np.arange(len(h.users)) != u)
@@ -101,6 +105,10 @@ class FittedModel:
         collab = copy.deepcopy(ctx.collab)
         collab.drop_users(keep_users)
         collab.resolve_items(touched, history.matrix().T.tocsr()[touched])
-        new_ctx = FeatureContext(history, ctx.catalog, collab)  # statistics recomputed
+        seen = None
+        if ctx.seen is not None:
+            seen = ctx.seen[keep_users]
+        shop = ctx.shop.without(key) if ctx.shop is not None else None
+        new_ctx = FeatureContext(history, ctx.catalog, collab, shop=shop, seen=seen)
         removed.update(events=int((~keep).sum()), user_factors=1, items_resolved=len(touched))
         return dataclasses.replace(self, ctx=new_ctx), removed

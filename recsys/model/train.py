@@ -17,6 +17,7 @@ from recsys.errors import ModelFitError
 from recsys.features.context import FeatureContext
 from recsys.features.history import Catalog, History, Vocabulary
 from recsys.features.registry import select_features
+from recsys.features.shop import ShopStats, seen_matrix
 from recsys.model.fitted import FittedModel
 from recsys.privacy.minimize import MinimizedData, minimize
 from recsys.privacy.policy import Policy
@@ -70,6 +71,13 @@ def train(
         )
     catalog = Catalog.from_frame(md.items)
     ctx = build_context(md.interactions, catalog, ImplicitModel.from_config(config.collaborative))
+    ctx.collab.build_index(config.collaborative)  # serving's retrieval index (issue #13)
+    # what reasons state and what is never offered again come from every retained row
+    ctx.shop = ShopStats.from_frame(md.retained, catalog.items, config.training.relevant_rating)
+    remember = policy.purpose(config.purpose).remember_seen
+    ctx.seen = seen_matrix(
+        md.retained if remember else md.interactions, ctx.history.users, catalog.items
+    )
     features = select_features(ctx, config.features, policy, config.purpose)
     inner, late = temporal_split(md.interactions, config.training.holdout_fraction)
     inner_ctx = build_context(inner, catalog, ImplicitModel.from_config(config.collaborative))

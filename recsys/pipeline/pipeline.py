@@ -64,7 +64,7 @@ class Pipeline:
         self.scorer = Scorer(model.features, model.ranker)
         self.explainer = Explainer(
             model.features, model.sensitivity, model.titles, model.policy,
-            model.config.reasons.max_clauses,
+            model.config.reasons.max_clauses, model.config.reasons.rules,
         )  # fmt: skip
         self.rerank_input = RerankInput(ctx=model.ctx, groups=model.groups)
 
@@ -175,9 +175,12 @@ class Pipeline:
     def _not_personalized(self, q: Query, why: str) -> Recommendations:
         ctx = self.model.ctx
         ex = ctx.catalog.items.index(list(q.exclude))
-        items, counts, day = trending_list(ctx, self.as_of(q), q.k, ex)
+        as_of = self.as_of(q)
+        items, counts, _ = trending_list(ctx, as_of, q.k, ex)
         lst = ItemList.from_indices(items, ctx.catalog.items.ids, score=counts.astype(float))
-        return self._recommendations(q, self.explainer.not_personalized(ctx, lst, day, why), False)
+        key = self.key_of(q.user_id) if why != "no_consent" else None
+        reasons = self.explainer.not_personalized(ctx, lst, as_of, why, key)
+        return self._recommendations(q, reasons, False)
 
     def _recommendations(self, q: Query, lst: ItemList, personalized: bool) -> Recommendations:
         names = self.model.feature_names

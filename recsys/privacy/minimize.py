@@ -33,6 +33,8 @@ class MinimizationReport:
     cells_kept: int
     users_without_consent: int
     pseudonymized: bool
+    rows_retained: int = 0
+    """Rows kept for shop-wide numbers and the seen-item memory (before cap and min_rating)."""
 
     def to_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -51,7 +53,8 @@ class MinimizationReport:
                 f"  removed as weak ratings:  {self.removed_by_min_rating:,}",
                 f"  removed by retention:     {self.removed_by_retention:,}",
                 f"  removed by history cap:   {self.removed_by_history_cap:,}",
-                f"interactions kept: {self.rows_kept:,}",
+                f"interactions kept: {self.rows_kept:,}"
+                f" (retained for shop-wide numbers and seen items: {self.rows_retained:,})",
                 f"cells kept: {self.cells_kept:,} of {self.cells_received:,} ({share:.1%})",
                 f"user ids pseudonymized: {'yes' if self.pseudonymized else 'no'}",
             ]
@@ -74,6 +77,16 @@ class MinimizedData:
     """Reference time of the retention window (the request or training time)."""
     protected: frozenset[str] = frozenset()
     report: MinimizationReport | None = field(default=None, compare=False)
+    shop: pd.DataFrame | None = field(default=None, compare=False)
+    """Every interaction the purpose retains (consent, erasure and retention applied, but not
+    the history cap or ``min_rating``): shop-wide numbers in reasons are counted over these, and
+    the customer's memory of items already seen comes from them. ``None``: the same as
+    ``interactions``."""
+
+    @property
+    def retained(self) -> pd.DataFrame:
+        """The rows shop-wide statistics and the seen-item memory are computed from."""
+        return self.interactions if self.shop is None else self.shop
 
     def __post_init__(self) -> None:
         for name in ("interactions", "items", "users"):
@@ -160,25 +173,29 @@ def minimize(
             pseudonymizer.many(users["user_id"]) if pseudonymizer else users["user_id"].to_numpy()
         )
         users = users.loc[~pd.Index(ukey).isin(erased)]
-    removed_weak = 0
-    if pp.min_rating is not None and "value" in inter:
-        weak = weak_ratings(inter, pp.min_rating)
-        removed_weak = int(weak.sum())
-        inter = inter.loc[~weak]
     removed_retention = 0
     if pp.retention_days is not None:
         old = inter["timestamp"] < as_of - pd.Timedelta(days=pp.retention_days)
         removed_retention = int(old.sum())
         inter = inter.loc[~old]
+    shop = inter  # every retained row: shop-wide numbers and the seen-item memory
+    removed_weak = 0
+    if pp.min_rating is not None and "value" in inter:
+        weak = weak_ratings(inter, pp.min_rating)
+        removed_weak = int(weak.sum())
+        inter = inter.loc[~weak]
     removed_cap = 0
     if pp.history_cap is not None and len(inter):
         keep = cap_history(inter, pp.history_cap)
         removed_cap = int((~keep).sum())
         inter = inter.loc[keep]
-    inter = inter.reset_index(drop=True)
     if pseudonymizer is not None:
-        inter = inter.assign(user_id=pseudonymizer.many(inter["user_id"]))
+        keyed = pd.Series(pseudonymizer.many(shop["user_id"]), index=shop.index)
+        shop = shop.assign(user_id=keyed)
+        inter = inter.assign(user_id=keyed.loc[inter.index])
         users = users.assign(user_id=pseudonymizer.many(users["user_id"]))
+    inter = inter.reset_index(drop=True)
+    shop = shop.reset_index(drop=True)
     items = tables["items"].reset_index(drop=True)
     users = users.reset_index(drop=True)
     cells_kept = inter.size + items.size + users.size
@@ -196,5 +213,6 @@ def minimize(
         cells_kept=cells_kept,
         users_without_consent=len(no_consent),
         pseudonymized=pseudonymizer is not None,
+        rows_retained=len(shop),
     )
-    return MinimizedData(inter, items, users, purpose, as_of, protected, report)
+    return MinimizedData(inter, items, users, purpose, as_of, protected, report, shop=shop)

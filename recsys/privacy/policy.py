@@ -40,6 +40,11 @@ class PurposePolicy(BaseModel):
     min_rating: float | None = None
     """Ratings below this are not kept: weak-preference events are the least characteristic
     (on MovieLens, dropping them costs less accuracy per cell than any history cap)."""
+    remember_seen: bool = True
+    """Keep, for the retention window, the ids of the items each customer interacted with,
+    apart from what the model learns from: the history cap and ``min_rating`` limit learning
+    and never make an item the customer already has look new. Shop-wide numbers that reasons
+    state are likewise counted over every retained row."""
 
     def allows(self, table: str, column: str) -> bool:
         return column in self.fields.get(table, [])  # type: ignore[call-overload]

@@ -39,12 +39,16 @@ class Scorer:
         phi = self.model.contributions(X)
         score = self.model.base + phi.sum(axis=1)
         ids = ctx.catalog.items.ids
+        product, twins = ctx.catalog.product, ctx.catalog.has_twin
         out, start = [], 0
         for c in cands:
             seg = slice(start, start + len(c))
             start += len(c)
             items = cand[seg]
             order = np.lexsort((ids[items].astype(str), -score[seg]))
+            if twins.any():  # items sharing a title are one product: keep its best-scored item
+                _, first = np.unique(product[items[order]], return_index=True)
+                order = order[np.sort(first)]
             out.append(
                 ItemList.from_indices(
                     items[order], ids, score=score[seg][order], attributions=phi[seg][order]

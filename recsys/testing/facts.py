@@ -7,12 +7,13 @@ the same bug here would have to be written twice to slip through.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from recsys.data.schema import CATEGORY_SEP
+from recsys.explain.rules import ReasonRules
 from recsys.privacy.minimize import MinimizedData
 from recsys.privacy.policy import Policy
 from recsys.types import Evidence, Fact, Recommendation
@@ -22,16 +23,31 @@ SIGNAL_ORDER = ("purchase", "rating", "cart", "view")  # restated on purpose: an
 
 @dataclass
 class FactChecker:
+    """Checks every stated fact, and every applicability rule, against minimized tables.
+
+    The customer's own facts ("your last 25 items") are checked against the history the model
+    learned from (``interactions``); shop-wide numbers against every retained row
+    (``MinimizedData.retained``), never including the reader. ``as_of`` is the request time the
+    reasons were written for (default: the newest event, the model's default).
+    """
+
     data: MinimizedData
     policy: Policy | None = None
+    rules: ReasonRules = field(default_factory=ReasonRules)
+    as_of: pd.Timestamp | None = None
 
     def __post_init__(self) -> None:
         inter = self.data.interactions.copy()
         inter["date"] = inter["timestamp"].dt.strftime("%Y-%m-%d")
         self.inter = inter
-        self.items = self.data.items.set_index("item_id")
-        present = set(inter["event"])
+        shop = self.data.retained.copy()
+        present = set(shop["event"])
         self.signal = next(e for e in SIGNAL_ORDER if e in present)
+        self.shop = shop
+        self.items = self.data.items.set_index("item_id")
+        self.titles = self.items["title"].astype(str).str.strip().str.casefold()
+        if self.as_of is None:
+            self.as_of = inter["timestamp"].max()
 
     def group_members(self, name: str) -> set[str]:
         """Members of a policy item group, recomputed from the minimized tables."""
@@ -54,25 +70,60 @@ class FactChecker:
     def _user(self, user_key: str) -> pd.DataFrame:
         return self.inter[self.inter["user_id"] == user_key]
 
-    def customers_of(self, item: str) -> set[str]:
-        return set(self.inter.loc[self.inter["item_id"] == item, "user_id"])
+    def signal_rows(self, counted: str | None) -> pd.DataFrame:
+        """Retained rows of the event a count says it counts (``purchase``, ``rating>=4``)."""
+        if counted is None:
+            return self.shop.iloc[:0]
+        if counted.startswith("rating>="):
+            t = float(counted.removeprefix("rating>="))
+            if self.signal != "rating":
+                return self.shop.iloc[:0]
+            return self.shop[(self.shop["event"] == "rating") & (self.shop["value"] >= t)]
+        if counted != self.signal:
+            return self.shop.iloc[:0]
+        return self.shop[self.shop["event"] == counted]
+
+    def doers(self, item: str, counted: str | None) -> set[str]:
+        rows = self.signal_rows(counted)
+        return set(rows.loc[rows["item_id"] == item, "user_id"])
 
     def check(self, user_key: str, rec: Recommendation) -> list[str]:
-        """Every false statement among the recommendation's evidence (empty when all hold)."""
-        return [
+        """Every false statement or broken rule in the recommendation's reason (empty: none)."""
+        out = [
             f"{rec.item_id}: {ev}"
             for ev in rec.reason.evidence
             if not self.holds(user_key, rec.item_id, ev)
         ]
+        cited = [ev.item_id for ev in rec.reason.evidence if ev.item_id is not None]
+        if len(cited) != len(set(cited)):
+            out.append(f"{rec.item_id}: cites an item twice: {cited}")
+        own = self.titles.get(rec.item_id)
+        twins = [c for c in cited if c != rec.item_id and self.titles.get(c) == own]
+        if twins:
+            out.append(f"{rec.item_id}: cites {twins}, which have the recommended item's title")
+        return out
 
     def holds(self, user_key: str, item: str, ev: Evidence) -> bool:
-        """Does ``ev``, stated for ``item`` to user ``user_key``, hold in the data?"""
+        """Does ``ev``, stated for ``item`` to user ``user_key``, hold (and may it speak)?"""
         check = CHECKS.get(ev.fact)
         return bool(check is not None and check(self, user_key, item, ev))
 
     def mine(self, user_key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         mine = self._user(user_key)
         return mine, mine.drop_duplicates("item_id")
+
+    def top(self, user_key: str, col: str, value: str | None, *, min_count: bool) -> bool:
+        """Is ``value`` among the reader's ``often_top`` largest categories (brands)?"""
+        _, distinct = self.mine(user_key)
+        attr = self.items.loc[distinct["item_id"], col].astype(str)
+        if col == "category":
+            attr = attr.str.split(CATEGORY_SEP, regex=False).explode()
+        counts = attr[attr != ""].value_counts()
+        n = int(counts.get(value, 0))
+        larger = int((counts > n).sum())
+        if n == 0 or larger >= self.rules.often_top:
+            return False
+        return not min_count or n >= self.rules.often_min
 
     def did(self, user_key: str, ev: Evidence) -> bool:
         mine = self._user(user_key)
@@ -106,8 +157,8 @@ def _similar_to(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool
 
 @checker(Fact.CHOSEN_TOGETHER)
 def _chosen_together(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool:
-    both = fc.customers_of(ev.item_id or "") & fc.customers_of(item)
-    return fc.did(user_key, ev) and len(both) == ev.count
+    both = fc.doers(ev.item_id or "", ev.counted) & fc.doers(item, ev.counted)
+    return fc.did(user_key, ev) and len(both - {user_key}) == ev.count and (ev.count or 0) > 0
 
 
 def _share(fc: FactChecker, user_key: str, col: str, val: str | None, ev: Evidence) -> bool:
@@ -122,12 +173,15 @@ def _share(fc: FactChecker, user_key: str, col: str, val: str | None, ev: Eviden
 
 @checker(Fact.CATEGORY_SHARE)
 def _category_share(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool:
-    return _share(fc, user_key, "category", ev.category, ev)
+    ok = _share(fc, user_key, "category", ev.category, ev)
+    return ok and fc.top(user_key, "category", ev.category, min_count=True)
 
 
 @checker(Fact.BRAND_SHARE)
 def _brand_share(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool:
-    return _share(fc, user_key, "brand", ev.brand, ev)
+    return _share(fc, user_key, "brand", ev.brand, ev) and fc.top(
+        user_key, "brand", ev.brand, min_count=True
+    )
 
 
 @checker(Fact.TASTE_PROFILE)
@@ -139,27 +193,30 @@ def _taste(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool:
 def _trending(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool:
     end = pd.Timestamp(ev.date, tz="UTC")
     start = end - pd.Timedelta(days=ev.window_days or 0)
-    inter = fc.inter
-    sel = inter[
-        (inter["item_id"] == item)
-        & (inter["event"] == ev.event)
-        & (inter["timestamp"] >= start)
-        & (inter["timestamp"] < end)
-    ]
-    return len(sel) == ev.count and ev.event == fc.signal
+    rows = fc.signal_rows(ev.counted)
+    sel = rows[(rows["item_id"] == item) & (rows["timestamp"] >= start) & (rows["timestamp"] < end)]
+    who = set(sel["user_id"])
+    others = who - {user_key}
+    return (
+        len(others) == ev.count
+        and bool(ev.others) == (user_key in who)
+        and (ev.count or 0) >= fc.rules.trending_min
+    )
 
 
 @checker(Fact.CUSTOMERS)
 def _customers(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool:
-    ok = len(fc.customers_of(item)) == ev.count
-    return ok and (ev.event is None or set(fc.inter["event"]) == {ev.event})
+    who = fc.doers(item, ev.counted)
+    return len(who - {user_key}) == ev.count and bool(ev.others) == (user_key in who)
 
 
 @checker(Fact.AVERAGE_RATING)
 def _average_rating(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool:
-    inter = fc.inter
-    r = inter[(inter["item_id"] == item) & (inter["event"] == "rating")]["value"]
-    return len(r) == ev.count and round(float(r.mean()), 1) == ev.value
+    shop = fc.shop
+    r = shop[
+        (shop["item_id"] == item) & (shop["event"] == "rating") & (shop["user_id"] != user_key)
+    ]["value"]
+    return len(r) == ev.count and len(r) > 0 and round(float(r.mean()), 1) == ev.value
 
 
 @checker(Fact.LISTED)
@@ -171,13 +228,33 @@ def _listed(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool:
 def _bought_before(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool:
     mine, _ = fc.mine(user_key)
     buys = mine[(mine["item_id"] == item) & (mine["event"] == "purchase")]
-    return len(buys) > 0 and buys["date"].iloc[-1] == ev.date
+    if not len(buys) or buys["date"].iloc[-1] != ev.date:
+        return False
+    days = (fc.as_of - buys["timestamp"].iloc[-1]) // pd.Timedelta(days=1)
+    cycle = _rebuy_cycle(fc, item)
+    return (
+        cycle is not None
+        and ev.window_days == max(1, round(cycle))
+        and ev.count == days
+        and days >= fc.rules.restock_share * ev.window_days
+    )
+
+
+def _rebuy_cycle(fc: FactChecker, item: str) -> float | None:
+    """Median days between a customer's purchases of ``item`` (model history), if measured."""
+    buys = fc.inter[(fc.inter["item_id"] == item) & (fc.inter["event"] == "purchase")]
+    gaps = buys.sort_values("timestamp").groupby("user_id")["timestamp"].diff().dropna()
+    gaps = gaps / pd.Timedelta(days=1)
+    gaps = gaps[gaps >= 1]
+    return float(gaps.median()) if len(gaps) else None
 
 
 @checker(Fact.DIVERSITY)
 def _diversity(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool:
     cats = str(fc.items.loc[item, "category"]).split(CATEGORY_SEP)
-    return ev.category is None or ev.category in cats
+    if ev.category is None:
+        return True
+    return ev.category in cats and not fc.top(user_key, "category", ev.category, min_count=False)
 
 
 @checker(Fact.ITEM_GROUP)
@@ -189,4 +266,7 @@ def _item_group(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool
 def _usual_price(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool:
     _, distinct = fc.mine(user_key)
     prices = fc.items.loc[distinct["item_id"], "price"].to_numpy(dtype=float)
-    return round(float(np.nanmedian(prices)), 2) == ev.value
+    median = round(float(np.nanmedian(prices)), 2)
+    price = round(float(fc.items.loc[item, "price"]), 2)
+    band = fc.rules.price_band
+    return median == ev.value and price == ev.price and 1 / band <= price / median <= band
