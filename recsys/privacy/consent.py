@@ -81,6 +81,17 @@ CREATE TABLE IF NOT EXISTS erased (
 """
 
 
+def connect(path: str | Path, schema: str) -> sqlite3.Connection:
+    """A connection to a state database file in WAL mode (several processes read and write it
+    safely), with ``schema`` applied: how every recsys store opens the state database."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(schema)
+    return conn
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
     """Stores written before tombstones recorded their key id gain the column (NULL: unknown)."""
     cols = {r[1] for r in conn.execute("PRAGMA table_info(erased)").fetchall()}
@@ -124,11 +135,7 @@ class SQLiteConsentStore:
             return self._memory_conn
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
+            conn = connect(self.path, _SCHEMA)
             _migrate(conn)
             self._local.conn = conn
         return conn
