@@ -41,6 +41,7 @@ class Stage(StrEnum):
     DIVERSITY = "diversity"
     CALIBRATION = "calibration"
     FAIRNESS = "fairness"
+    EDITORIAL = "editorial"  # pinned by a person (an overrides file), says so in its reason
 
 
 @dataclass(frozen=True)
