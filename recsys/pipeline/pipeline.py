@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +27,10 @@ from recsys.privacy.pseudonym import Pseudonymizer
 from recsys.ranking.scorer import Scorer
 from recsys.rerank.stages import RerankConfig, RerankInput, rerank_many
 from recsys.types import ItemList, Query, Recommendation, Recommendations
+
+if TYPE_CHECKING:  # accountability hooks (recsys.audit), never imported from here
+    from recsys.audit.hooks import Accountability
+    from recsys.audit.trail import AuditSink
 
 Reranker = Callable[[UserState, ItemList, Query], ItemList]
 """A per-call re-ranking override (e.g. a batch's exposure controller)."""
@@ -54,12 +59,18 @@ class Pipeline:
         pseudonymizer: Pseudonymizer | None = None,
         block_size: int = 128,
         blas: int | None = 1,
+        sink: AuditSink | None = None,
+        hooks: Accountability | None = None,
     ) -> None:
         self.model = model
         self.consent = consent
         self.pseudonymizer = pseudonymizer
         self.block_size = block_size
         self.blas = blas
+        self.sink = sink
+        """Receives every served list, once per block (:mod:`recsys.audit.trail`)."""
+        self.hooks = hooks
+        """Feedback and overrides (:mod:`recsys.audit.hooks`)."""
         self.check_rerank(model.config.rerank)
         self.scorer = Scorer(model.features, model.ranker)
         self.explainer = Explainer(
@@ -127,6 +138,9 @@ class Pipeline:
 
     def _block(self, queries: Sequence[Query], reranker: Reranker | None) -> list[Recommendations]:
         ctx = self.model.ctx
+        notes: list[dict[str, Any]] = [{} for _ in queries]
+        if self.hooks is not None:  # feedback and overrides: more exclusions, on every path
+            queries, notes = self.hooks.before(self.model, queries, self.key_of)
         resolved = self.resolve(queries)
         result: list[Recommendations | None] = [None] * len(queries)
         personal = [(p, r) for p, r in enumerate(resolved) if r.why is None]
@@ -149,7 +163,21 @@ class Pipeline:
                 finals = self._rerank(queries_p, states, scored)
             for (p, r), st, final in zip(personal, states, finals, strict=True):
                 result[p] = self._recommendations(r.query, self.explainer(ctx, st, final), True)
-        return [r for r in result if r is not None]
+        out = [r for r in result if r is not None]
+        if self.hooks is None and self.sink is None:
+            return out
+        return self._accountable(queries, out, notes)
+
+    def _accountable(
+        self, queries: Sequence[Query], lists: list[Recommendations], notes: list[dict[str, Any]]
+    ) -> list[Recommendations]:
+        """Editorial pins in place, then one audit record per list, one write per block."""
+        keys = [self.key_of(q.user_id) for q in queries]
+        if self.hooks is not None:
+            lists = self.hooks.after(self.model, keys, queries, lists, notes)
+        if self.sink is not None:
+            self.sink.record(self.model, keys, queries, lists, notes)
+        return lists
 
     def _rerank(
         self, queries: Sequence[Query], states: Sequence[UserState], lists: Sequence[ItemList]
@@ -159,6 +187,8 @@ class Pipeline:
         configs: dict[tuple[int, str], RerankConfig] = {}
         for n, q in enumerate(queries):
             cfg = self._rerank_config(q)
+            if self.hooks is not None:
+                cfg = self.hooks.rerank_config(cfg)  # the overrides stage runs last
             key = (q.k, cfg.model_dump_json())
             groups.setdefault(key, []).append(n)
             configs[key] = cfg
