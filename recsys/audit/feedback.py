@@ -85,10 +85,14 @@ class FeedbackStore(StateTable):
 
     def counts(self, since: float | None = None) -> dict[str, int]:
         """Feedback events per kind (since a time, if given)."""
-        rows = self.conn().execute(
-            "SELECT kind, COUNT(*) FROM feedback WHERE at >= ? GROUP BY kind",
-            (since or 0.0,),
-        ).fetchall()
+        rows = (
+            self.conn()
+            .execute(
+                "SELECT kind, COUNT(*) FROM feedback WHERE at >= ? GROUP BY kind",
+                (since or 0.0,),
+            )
+            .fetchall()
+        )
         return {k: 0 for k in KINDS} | {k: int(n) for k, n in rows}
 
     def delete_user(self, key: str) -> int:

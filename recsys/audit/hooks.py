@@ -123,7 +123,9 @@ class Accountability:
                 if old is not None:
                     items.remove(old)
                 pos = min(pin.position, len(items) + 1) - 1
-                score = items[pos].score if pos < len(items) else (items[-1].score if items else 0.0)
+                score = (
+                    items[pos].score if pos < len(items) else (items[-1].score if items else 0.0)
+                )
                 reason = Reason(text=pin.text, stage=Stage.EDITORIAL)
                 items.insert(pos, Recommendation(
                     pin.item, float(score), pos + 1, reason, (), model.titles.get(pin.item, ""),

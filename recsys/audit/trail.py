@@ -194,8 +194,14 @@ class SQLiteAuditTrail(StateTable):
                 (h["list_id"],),
             ).fetchall()
             h["items"] = [
-                {"rank": r, "item_id": i, "score": s, "stage": st, "reason": t,
-                 "explanation": json.loads(e)}  # fmt: skip
+                {
+                    "rank": r,
+                    "item_id": i,
+                    "score": s,
+                    "stage": st,
+                    "reason": t,
+                    "explanation": json.loads(e),
+                }
                 for r, i, s, st, t, e in items
             ]
         return heads
