@@ -68,10 +68,19 @@ class FactChecker:
         return set(self.items.index[~self.items["seller_id"].isin(head)])
 
     def _user(self, user_key: str) -> pd.DataFrame:
-        return self.inter[self.inter["user_id"] == user_key]
+        by_user = self.__dict__.get("_by_user")
+        if by_user is None:
+            by_user = self.__dict__["_by_user"] = dict(tuple(self.inter.groupby("user_id")))
+        return by_user.get(user_key, self.inter.iloc[:0])
 
     def signal_rows(self, counted: str | None) -> pd.DataFrame:
         """Retained rows of the event a count says it counts (``purchase``, ``rating>=4``)."""
+        cache = self.__dict__.setdefault("_signal_cache", {})
+        if counted not in cache:
+            cache[counted] = self._signal_rows(counted)
+        return cache[counted]
+
+    def _signal_rows(self, counted: str | None) -> pd.DataFrame:
         if counted is None:
             return self.shop.iloc[:0]
         if counted.startswith("rating>="):
@@ -83,9 +92,20 @@ class FactChecker:
             return self.shop.iloc[:0]
         return self.shop[self.shop["event"] == counted]
 
+    def shop_rows(self, item: str) -> pd.DataFrame:
+        """Every retained row of ``item``."""
+        by_item = self.__dict__.get("_shop_by_item")
+        if by_item is None:
+            by_item = self.__dict__["_shop_by_item"] = dict(tuple(self.shop.groupby("item_id")))
+        return by_item.get(item, self.shop.iloc[:0])
+
     def doers(self, item: str, counted: str | None) -> set[str]:
-        rows = self.signal_rows(counted)
-        return set(rows.loc[rows["item_id"] == item, "user_id"])
+        """Customers with a retained row of what ``counted`` counts on ``item``."""
+        cache = self.__dict__.setdefault("_doers", {})
+        if counted not in cache:
+            rows = self.signal_rows(counted)
+            cache[counted] = rows.groupby("item_id")["user_id"].agg(set).to_dict()
+        return cache[counted].get(item, set())
 
     def check(self, user_key: str, rec: Recommendation) -> list[str]:
         """Every false statement or broken rule in the recommendation's reason (empty: none)."""
@@ -193,8 +213,10 @@ def _taste(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool:
 def _trending(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool:
     end = pd.Timestamp(ev.date, tz="UTC")
     start = end - pd.Timedelta(days=ev.window_days or 0)
-    rows = fc.signal_rows(ev.counted)
-    sel = rows[(rows["item_id"] == item) & (rows["timestamp"] >= start) & (rows["timestamp"] < end)]
+    rows = fc.shop_rows(item)
+    counted = fc.signal_rows(ev.counted)
+    rows = rows[rows.index.isin(counted.index)]
+    sel = rows[(rows["timestamp"] >= start) & (rows["timestamp"] < end)]
     who = set(sel["user_id"])
     others = who - {user_key}
     return (
@@ -212,10 +234,8 @@ def _customers(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool:
 
 @checker(Fact.AVERAGE_RATING)
 def _average_rating(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool:
-    shop = fc.shop
-    r = shop[
-        (shop["item_id"] == item) & (shop["event"] == "rating") & (shop["user_id"] != user_key)
-    ]["value"]
+    rows = fc.shop_rows(item)
+    r = rows[(rows["event"] == "rating") & (rows["user_id"] != user_key)]["value"]
     return len(r) == ev.count and len(r) > 0 and round(float(r.mean()), 1) == ev.value
 
 
