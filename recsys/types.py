@@ -107,6 +107,26 @@ class Reason:
 
 
 @dataclass(frozen=True)
+class Event:
+    """One recent event a request carries (not yet in the model): folded into that request's
+    user vector, seen by the features and cited by reasons. ``ts`` is Unix seconds."""
+
+    item_id: str
+    event: str
+    ts: int
+
+    def __post_init__(self) -> None:
+        if self.event not in ("view", "cart", "purchase", "rating"):
+            raise ValueError(
+                f"event must be one of view, cart, purchase, rating; got {self.event!r}"
+            )
+        if isinstance(self.ts, bool) or not isinstance(self.ts, int | np.integer):
+            raise ValueError(f"event time must be Unix seconds (an integer), got {self.ts!r}")
+        object.__setattr__(self, "item_id", str(self.item_id))
+        object.__setattr__(self, "ts", int(self.ts))
+
+
+@dataclass(frozen=True)
 class Query:
     """One request: whose list, how long, as of when, what to leave out, per-call overrides.
 
@@ -122,12 +142,21 @@ class Query:
     personalized: bool = True
     rerank: Any = None
     request_id: str | None = None
+    events: tuple[Event, ...] = ()
+    """Recent events of this user (a brand-new visitor's too), not yet in the model."""
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, int | np.integer) or self.k < 1:
             raise ValueError(f"k must be a positive whole number, got {self.k!r}")
         object.__setattr__(self, "user_id", str(self.user_id))
         object.__setattr__(self, "exclude", tuple(str(x) for x in self.exclude))
+        object.__setattr__(self, "events", tuple(self.events))
+        late = [e for e in self.events if self.as_of is not None and e.ts > self.as_of]
+        if late:
+            raise ValueError(
+                f"recent event on {late[0].item_id!r} at {late[0].ts} is after the request "
+                f"time {self.as_of}"
+            )
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

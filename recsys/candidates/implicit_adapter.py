@@ -12,6 +12,7 @@ from scipy.linalg.lapack import dpotrf, dpotrs
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
+from recsys.candidates.ann import AUTO_MIN_ITEMS, AnnIndex
 from recsys.errors import ModelFitError
 from recsys.pipeline.threads import blas_threads
 
@@ -32,6 +33,12 @@ class CollaborativeConfig(BaseModel):
     iterations: PositiveInt | None = None
     """Default: 15 for ALS, 100 for BPR."""
     random_state: int = 0
+    ann: Literal["auto", "exact", "hnsw"] = "auto"
+    """Collaborative retrieval: ``exact`` scores every item; ``hnsw`` searches an approximate
+    index built at fit time (:mod:`recsys.candidates.ann`); ``auto``: the index from
+    ``recsys.candidates.ann.AUTO_MIN_ITEMS`` items on."""
+    ann_ef: PositiveInt = 512
+    """Breadth of the index search (more: higher recall, slower)."""
 
 
 class ImplicitModel(BaseEstimator):
@@ -59,9 +66,22 @@ class ImplicitModel(BaseEstimator):
         self.iterations = iterations
         self.random_state = random_state
 
+    index_: AnnIndex | None = None
+    """The approximate retrieval index over ``item_factors_`` (``None``: exact scoring)."""
+
     @classmethod
     def from_config(cls, cfg: CollaborativeConfig) -> ImplicitModel:
-        return cls(**cfg.model_dump())
+        return cls(**cfg.model_dump(exclude={"ann", "ann_ef"}))
+
+    def build_index(self, cfg: CollaborativeConfig) -> None:
+        """Build the retrieval index ``cfg.ann`` asks for (none for ``exact``, or for ``auto``
+        below :data:`~recsys.candidates.ann.AUTO_MIN_ITEMS` items)."""
+        check_is_fitted(self, "item_factors_")
+        n = len(self.item_factors_)
+        if cfg.ann == "hnsw" or (cfg.ann == "auto" and n >= AUTO_MIN_ITEMS):
+            self.index_ = AnnIndex.build(self.item_factors_, ef=cfg.ann_ef, seed=self.random_state)
+        else:
+            self.index_ = None
 
     @property
     def reg_(self) -> float:
@@ -137,6 +157,15 @@ class ImplicitModel(BaseEstimator):
         self.item_unit_ = self.item_factors_ / np.maximum(n, 1e-9)
         Y = self.item_factors_.astype(np.float64)
         self.gram_ = Y.T @ Y
+        self.mean_ = Y.mean(axis=0)
+
+    def score_moments(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation over every item of each user's scores (rows of ``V``),
+        in closed form from the factors' mean and Gram matrix: no pass over the items."""
+        V = np.asarray(V, dtype=np.float64)
+        mean = V @ self.mean_
+        second = np.einsum("uf,fg,ug->u", V, self.gram_, V) / max(len(self.item_factors_), 1)
+        return mean, np.sqrt(np.maximum(second - mean**2, 0.0))
 
     def scores(self, u: int) -> np.ndarray:
         """Scores of every item for user index ``u``."""
@@ -204,6 +233,8 @@ class ImplicitModel(BaseEstimator):
             out[i] = np.linalg.solve(A, xu.T @ conf) if len(users) else 0.0
         self.item_factors_ = out.astype(np.float32)
         self.set_norms()
+        if self.index_ is not None:  # the index holds the re-solved vectors too
+            self.index_.update(items, self.item_factors_)
 
     def drop_users(self, keep: np.ndarray) -> None:
         """Keep only the user factors at indices ``keep`` (erasure)."""

@@ -34,6 +34,11 @@ class CollaborativeSource(BaseModel):
     def __call__(
         self, ctx: FeatureContext, block: UserBlock, allowed: np.ndarray
     ) -> list[np.ndarray]:
+        if not block.exact:  # the approximate index built at fit time (collaborative.ann)
+            index = ctx.collab.index_
+            return [
+                index.search(st.vector, self.n, allowed[p]) for p, st in enumerate(block.states)
+            ]
         return [top_allowed(block.scores[p], allowed[p], self.n) for p in range(len(block))]
 
 
@@ -121,7 +126,9 @@ def block_candidates(
         for p, items in enumerate(source(ctx, block, mask)):
             items = np.asarray(items, dtype=np.int64)
             parts[p].append(items[mask[p, items]] if len(items) else items)
-    return [np.unique(np.concatenate(p)) if p else np.empty(0, dtype=np.int64) for p in parts]
+    out = [np.unique(np.concatenate(p)) if p else np.empty(0, dtype=np.int64) for p in parts]
+    block.fill(ctx, out)  # with approximate retrieval, only the candidates get scores
+    return out
 
 
 def trending_list(

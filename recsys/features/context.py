@@ -15,6 +15,8 @@ import scipy.sparse as sp
 
 from recsys.candidates.implicit_adapter import ImplicitModel
 from recsys.data.schema import EVENTS
+from recsys.features import fresh as fresh_events
+from recsys.features.fresh import FreshEvents
 from recsys.features.history import DAY, EVENT_CODE, EVENT_WEIGHT, Catalog, History
 from recsys.features.shop import ShopStats
 from recsys.features.stats import Cooccurrence
@@ -182,11 +184,18 @@ class FeatureContext:
 
     # --- one user ---------------------------------------------------------------------------
     def user_state(
-        self, u: int, as_of: int | None = None, *, drop: np.ndarray | None = None
+        self,
+        u: int,
+        as_of: int | None = None,
+        *,
+        drop: np.ndarray | None = None,
+        fresh: FreshEvents | None = None,
     ) -> UserState:
         """Facts about user ``u`` at ``as_of``; ``drop`` removes items from their history (the
         collaborative vector is then re-solved from what remains: counterfactual checks)."""
-        return UserState.build(self, u, self.cutoff if as_of is None else as_of, drop=drop)
+        return UserState.build(
+            self, u, self.cutoff if as_of is None else as_of, drop=drop, fresh=fresh
+        )
 
 
 @dataclass
@@ -215,8 +224,15 @@ class UserState:
 
     @classmethod
     def build(
-        cls, ctx: FeatureContext, u: int, as_of: int, drop: np.ndarray | None = None
+        cls,
+        ctx: FeatureContext,
+        u: int,
+        as_of: int,
+        drop: np.ndarray | None = None,
+        fresh: FreshEvents | None = None,
     ) -> UserState:
+        """``fresh``: a request's recent events, merged into the history; the collaborative
+        vector is then folded in from both (:mod:`recsys.features.fresh`)."""
         h = ctx.history
         collab = ctx.collab
         if u >= 0:
@@ -232,6 +248,11 @@ class UserState:
         else:
             items_all = ts_all = ev_all = np.empty(0, dtype=np.int64)
             vector = np.zeros(collab.item_factors_.shape[1], dtype=np.float32)
+        fresh_conf = None
+        if fresh is not None and len(fresh[0]):  # a request's recent events (issue #13)
+            items_all, ts_all, ev_all = fresh_events.merge(items_all, ts_all, ev_all, fresh)
+            vector = fresh_events.fold_in(collab, items_all, ev_all, vector)
+            fresh_conf = fresh_events.confidences(items_all, ev_all)
         rev_items, rev_ts, rev_ev = items_all[::-1], ts_all[::-1], ev_all[::-1]
         _, first = np.unique(rev_items, return_index=True)
         first = np.sort(first)
@@ -246,7 +267,7 @@ class UserState:
         price = np.nanmedian(cat.price[items]) if cat.price is not None and len(items) else np.nan
         bought = ev_all == EVENT_CODE["purchase"]
         last_purchase = dict(zip(items_all[bought].tolist(), ts_all[bought].tolist(), strict=True))
-        return cls(
+        st = cls(
             u=u,
             as_of=as_of,
             items=items,
@@ -260,6 +281,9 @@ class UserState:
             seen=ctx.seen_items(u),
             key=str(h.users.ids[u]) if u >= 0 else None,
         )
+        if fresh_conf is not None:
+            st.cache["fresh_confidence"] = fresh_conf
+        return st
 
     @property
     def n_items(self) -> int:
@@ -282,9 +306,17 @@ class UserBlock:
     mean: np.ndarray
     std: np.ndarray
     cache: dict = field(default_factory=dict, repr=False)
+    exact: bool = True
+    """False with an approximate index: ``scores`` holds NaN until :meth:`fill` computes the
+    candidates' scores, and ``mean``/``std`` come in closed form from the factors."""
 
     @classmethod
     def build(cls, ctx: FeatureContext, states: list[UserState]) -> UserBlock:
+        if states and ctx.collab.index_ is not None:  # approximate retrieval (issue #13)
+            V = np.stack([st.vector for st in states]).astype(np.float64)
+            mean, std = ctx.collab.score_moments(V)
+            scores = np.full((len(states), len(ctx.catalog.items)), np.nan, dtype=np.float32)
+            return cls(states, scores, mean, np.where(std > 0, std, 1.0), exact=False)
         if states:
             V = np.stack([st.vector for st in states]).astype(np.float64)
             scores = (V @ ctx.item_factors64.T).astype(np.float32)
@@ -296,6 +328,16 @@ class UserBlock:
 
     def __len__(self) -> int:
         return len(self.states)
+
+    def fill(self, ctx: FeatureContext, cands: list[np.ndarray]) -> None:
+        """Compute the collaborative scores of each user's candidates (approximate retrieval
+        leaves the others unscored); exact blocks have them all already."""
+        if self.exact:
+            return
+        Y = ctx.item_factors64
+        for p, (st, c) in enumerate(zip(self.states, cands, strict=True)):
+            if len(c):
+                self.scores[p, c] = (Y[c] @ st.vector.astype(np.float64)).astype(np.float32)
 
     @property
     def as_of(self) -> np.ndarray:

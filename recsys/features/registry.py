@@ -20,6 +20,7 @@ from recsys.features.context import (
     UserBlock,
     UserState,
 )
+from recsys.features.fresh import confidence_of
 from recsys.features.history import DAY
 from recsys.features.shop import ShopStats
 from recsys.privacy.policy import Policy, ProtectedAttributeError
@@ -127,7 +128,9 @@ def collab_evidence_many(
     hist = st.items[:50]
     explain = st.cache.get("collab")
     if explain is None:
-        conf = ctx.user_confidence(st.u, hist) if st.u >= 0 else np.ones(len(hist))
+        conf = confidence_of(st, hist)  # with a request's fresh events
+        if conf is None:
+            conf = ctx.user_confidence(st.u, hist) if st.u >= 0 else np.ones(len(hist))
         explain = st.cache["collab"] = ctx.collab.explainer(hist, conf)
     contrib = explain(np.asarray(items))  # history x items
     # per item, the five largest positive contributions in order; the first also chosen with it

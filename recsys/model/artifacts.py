@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import json
 import re
+import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
@@ -38,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 import scipy.sparse as sp
 
 from recsys import __version__, atomic
+from recsys.candidates.ann import AnnIndex
 from recsys.candidates.implicit_adapter import ImplicitModel
 from recsys.config import RecommenderConfig
 from recsys.data.schema import CATEGORY_SEP
@@ -60,8 +62,12 @@ from recsys.privacy.pseudonym import Pseudonymizer
 from recsys.ranking.additive import AdditiveModel
 
 FORMAT = "recsys-model"
-FORMAT_VERSION = 2
-"""Version 2: versioned directories and an authenticated manifest (version 1 had neither)."""
+FORMAT_VERSION = 3
+"""Version 3: an optional retrieval index file, the data fingerprint and the policy hash.
+Version 2 (versioned directories, an authenticated manifest) still loads; version 1 does not."""
+MIN_FORMAT_VERSION = 2
+INDEX = "ann.hnsw"
+"""The approximate retrieval index (:mod:`recsys.candidates.ann`), when the model has one."""
 ARRAYS = "arrays.npz"
 MANIFEST = "manifest.json"
 POINTER = "CURRENT"
@@ -98,6 +104,12 @@ class Manifest(BaseModel):
     data_cutoff: str
     minimization: dict[str, Any] | None
     files: dict[str, Digest] = Field(min_length=1)
+    data_fingerprint: Digest | None = None
+    """SHA-256 of the minimized data the model holds (ids, history, catalogue): format 3 on."""
+    policy_hash: Digest | None = None
+    """SHA-256 of the policy's canonical JSON: format 3 on."""
+    index: dict[str, Any] | None = None
+    """The retrieval index's kind, dimensions and search breadth (``None``: exact scoring)."""
     hmac: Digest
 
 
@@ -206,11 +218,11 @@ def parse_manifest(raw: bytes, signer: Pseudonymizer, *, where: str) -> Manifest
             f"{where}: saved in model format version {version}, but this recsys "
             f"({__version__}) reads format version {FORMAT_VERSION}: upgrade recsys to load it"
         )
-    if version < FORMAT_VERSION:
+    if version < MIN_FORMAT_VERSION:
         raise ArtifactFormatError(
             f"{where}: saved in model format version {version}, which this recsys ({__version__}) "
-            f"no longer reads (it reads version {FORMAT_VERSION}: an authenticated manifest); "
-            "retrain the model"
+            f"no longer reads (it reads versions {MIN_FORMAT_VERSION} to {FORMAT_VERSION}: an "
+            "authenticated manifest); retrain the model"
         )
     if raw != _file_bytes(data):
         raise ArtifactIntegrityError(
@@ -288,9 +300,10 @@ def _checked_files(vdir: Path, manifest: Manifest, *, plain: bool) -> None:
                 "model directory"
             )
     listed = set(manifest.files)
-    if listed != READS:
+    reads = READS | ({INDEX} if manifest.index is not None else set())
+    if listed != reads:
         raise ManifestError(
-            f"{vdir / MANIFEST}: files lists {sorted(listed)}, expected exactly {sorted(READS)}"
+            f"{vdir / MANIFEST}: files lists {sorted(listed)}, expected exactly {sorted(reads)}"
         )
     present = {p.name for p in vdir.iterdir()} - {MANIFEST}
     if plain:  # a directory that may also hold the versioned layout's own entries
@@ -385,13 +398,58 @@ def _load(vdir: Path, manifest: Manifest, ps: Pseudonymizer) -> FittedModel:
             fh.seek(0)
             with np.load(fh, allow_pickle=False) as z:
                 a = {k: z[k] for k in z.files}
-        return _model(manifest, config, policy, a)
+        model = _model(manifest, config, policy, a)
+        if manifest.index is not None:
+            model.ctx.collab.index_ = _load_index(vdir, manifest, model)
+        return model
     except ArtifactError:
         raise
     except OSError as exc:
         raise ArtifactError(f"{f}: cannot be read: {exc}") from None
     except (KeyError, ValueError, IndexError, TypeError) as exc:
         raise ArtifactError(f"{vdir}: inconsistent model arrays: {exc!r}") from None
+
+
+def _load_index(vdir: Path, manifest: Manifest, model: FittedModel) -> AnnIndex:
+    """The retrieval index, from a private copy of the very bytes whose SHA-256 was checked
+    (hnswlib reads a path: the file in the model directory could change in between)."""
+    f = vdir / INDEX
+    info = manifest.index or {}
+    try:
+        raw = f.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"{f}: cannot be read: {exc}") from None
+    if hashlib.sha256(raw).hexdigest() != manifest.files[INDEX]:
+        raise ArtifactIntegrityError(f"{f}: modified since it was saved (SHA-256 mismatch)")
+    factors = model.ctx.collab.item_factors_
+    if info.get("kind") != "hnsw" or info.get("dim") != factors.shape[1]:
+        raise ManifestError(f"{vdir / MANIFEST}: index {info} does not fit the item factors")
+    with tempfile.TemporaryDirectory(prefix="recsys-index-") as tmp:
+        copy = Path(tmp) / INDEX
+        copy.write_bytes(raw)
+        try:
+            index = AnnIndex.load(copy, factors.shape[1], len(factors), int(info["ef"]))
+        except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+            raise ArtifactError(f"{f}: not a readable index: {exc}") from None
+    if len(index) != info.get("items"):
+        raise ArtifactIntegrityError(f"{f}: holds {len(index)} items, the manifest states {info}")
+    return index
+
+
+def data_fingerprint(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over the arrays of the minimized data (ids, history, catalogue), in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        if name.startswith(("item_", "user_ids", "history_")):
+            a = np.ascontiguousarray(arrays[name])
+            h.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+            h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def policy_hash(policy: Policy) -> str:
+    text = json.dumps(policy.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _model(
@@ -535,6 +593,14 @@ def save_model(model: FittedModel, path: Path, *, signer: Pseudonymizer | None) 
     _check_target(path)
     arrays = model_arrays(model)
     body = _manifest_body(model, signer)
+    index = model.ctx.collab.index_
+    body["data_fingerprint"] = data_fingerprint(arrays)
+    body["policy_hash"] = policy_hash(model.policy)
+    body["index"] = (
+        None
+        if index is None
+        else {"kind": "hnsw", "dim": index.dim, "items": len(index), "ef": index.ef}
+    )
     atomic.make_dir(path)
     with atomic.exclusive_lock(path / LOCK):
         current = _current(path)
@@ -545,7 +611,11 @@ def save_model(model: FittedModel, path: Path, *, signer: Pseudonymizer | None) 
         try:
             # uncompressed on purpose: what is stored can be searched byte for byte (erasure)
             atomic.write_file(tmp / ARRAYS, lambda p: np.savez(p, **arrays))
-            text = sign_manifest({**body, "files": {ARRAYS: sha256(tmp / ARRAYS)}}, signer)
+            files = {ARRAYS: sha256(tmp / ARRAYS)}
+            if index is not None:
+                atomic.write_file(tmp / INDEX, index.save)
+                files[INDEX] = sha256(tmp / INDEX)
+            text = sign_manifest({**body, "files": files}, signer)
             atomic.write_file(tmp / MANIFEST, lambda p: p.write_bytes(text))
             atomic.fsync(tmp)
             name = _next_name(versions, current)

@@ -20,6 +20,8 @@ from recsys.candidates.sources import block_candidates, trending_list
 from recsys.errors import ConfigError
 from recsys.explain.explainer import Explainer
 from recsys.features.context import UserBlock, UserState
+from recsys.features.fresh import FreshEvents
+from recsys.features.history import EVENT_CODE
 from recsys.model.fitted import FittedModel
 from recsys.pipeline.threads import blas_threads
 from recsys.privacy.consent import ConsentStore
@@ -120,13 +122,16 @@ class Pipeline:
         for q, key in zip(queries, keys, strict=True):
             c = consent.get(key)
             u = users.get(key)
+            # a visitor we do not know yet, with recent events: personalized from those alone
+            # (a consent record that declines always wins)
+            visitor = u < 0 and self.fresh(q) is not None
             if not q.personalized:
                 why = "no_profiling"
-            elif c is None:
+            elif c is None and not visitor:
                 why = "no_history"  # a visitor we do not know yet
-            elif not c.personalization:
+            elif c is not None and not c.personalization:
                 why = "no_consent"
-            elif u < 0:
+            elif u < 0 and not visitor:
                 why = "no_history"
             else:
                 why = None
@@ -134,7 +139,22 @@ class Pipeline:
         return out
 
     def as_of(self, q: Query) -> int:
-        return self.model.cutoff if q.as_of is None else int(q.as_of)
+        """The request time: given, else the model's cut-off or the newest recent event."""
+        if q.as_of is not None:
+            return int(q.as_of)
+        return max([self.model.cutoff, *(e.ts for e in q.events)])
+
+    def fresh(self, q: Query) -> FreshEvents | None:
+        """The query's recent events on items the model knows (others cannot be folded in)."""
+        if not q.events:
+            return None
+        items = self.model.ctx.catalog.items.index([e.item_id for e in q.events])
+        keep = items >= 0
+        if not keep.any():
+            return None
+        ts = np.array([e.ts for e in q.events], dtype=np.int64)
+        ev = np.array([EVENT_CODE[e.event] for e in q.events], dtype=np.int8)
+        return items[keep].astype(np.int64), ts[keep], ev[keep]
 
     def _block(self, queries: Sequence[Query], reranker: Reranker | None) -> list[Recommendations]:
         ctx = self.model.ctx
@@ -148,7 +168,10 @@ class Pipeline:
             if r.why is not None:
                 result[p] = self._not_personalized(r.query, r.why)
         if personal:
-            states = [ctx.user_state(r.u, self.as_of(r.query)) for _, r in personal]
+            states = [
+                ctx.user_state(r.u, self.as_of(r.query), fresh=self.fresh(r.query))
+                for _, r in personal
+            ]
             block = UserBlock.build(ctx, states)
             exclude = [ctx.catalog.items.index(list(r.query.exclude)) for _, r in personal]
             cands = block_candidates(ctx, block, self.model.config.candidates, exclude)
@@ -241,9 +264,11 @@ class Pipeline:
             raise KeyError(f"unknown item {item_id!r}")
         u = ctx.history.users.get(self.key_of(q.user_id))
         d = ctx.catalog.items.index(list(drop)) if drop else None
-        st = ctx.user_state(u, self.as_of(q), drop=d)
+        st = ctx.user_state(u, self.as_of(q), drop=d, fresh=self.fresh(q))
         with blas_threads(self.blas):
-            lst = self.scorer(ctx, UserBlock.build(ctx, [st]), [np.array([i])])[0]
+            block = UserBlock.build(ctx, [st])
+            block.fill(ctx, [np.array([i])])
+            lst = self.scorer(ctx, block, [np.array([i])])[0]
         lst = lst.with_column("stage", np.array(["ranker"], dtype=object))
         rec = self._recommendations(q, self.explainer(ctx, st, lst), True)[0]
         return rec

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsys.types import Query
+from recsys.types import Event, Query
 
 CONTEXT_KEYS = frozenset({"time", "basket"})
 
@@ -34,6 +34,7 @@ def make_query(
     rerank: Any = None,
     context: Mapping[str, Any] | None = None,
     request_id: str | None = None,
+    events: Iterable[Event | Mapping[str, Any]] = (),
 ) -> Query:
     """``context`` describes the request: ``time`` (as ``as_of``: what "now" is for trending
     and re-buy cycles) and ``basket`` (item ids already in the basket, left out)."""
@@ -46,4 +47,17 @@ def make_query(
                 raise ValueError("give the request time once: as_of= or context['time']")
             as_of = context["time"]
         exclude = [*exclude, *context.get("basket", ())]
-    return Query(str(user_id), k, to_epoch(as_of), tuple(exclude), personalized, rerank, request_id)
+    evs = tuple(to_event(e) for e in events)
+    return Query(
+        str(user_id), k, to_epoch(as_of), tuple(exclude), personalized, rerank, request_id, evs
+    )
+
+
+def to_event(e: Event | Mapping[str, Any]) -> Event:
+    """An :class:`~recsys.types.Event` from itself or ``{"item_id", "event", "time"}`` (time as
+    ``as_of``: ISO-8601 or Unix seconds)."""
+    if isinstance(e, Event):
+        return e
+    if not isinstance(e, Mapping) or not {"item_id", "event", "time"} <= set(e):
+        raise ValueError(f"a recent event needs item_id, event and time; got {e!r}")
+    return Event(str(e["item_id"]), str(e["event"]), to_epoch(e["time"]))

@@ -6,7 +6,9 @@ customer; then it removes their rows from the stored data tables, their consent 
 place in the model (history, user factor; the touched items' factors re-solved), and saves the
 model as a new version (older versions are deleted). Ids are matched with the loaders' own
 normalization (:func:`recsys.data.validation.ids_as_text`). Training refuses to run while
-tombstones exist that the key in use cannot match. recsys keeps no request logs.
+tombstones exist that the key in use cannot match. The only request log is the audit trail
+(:mod:`recsys.audit`), in the consent store's database: the customer's records there, and their
+feedback, are erased too.
 """
 
 from __future__ import annotations
@@ -45,13 +47,15 @@ class ErasureReport:
     model: dict[str, int] = field(default_factory=dict)
     data_rows: dict[str, int] = field(default_factory=dict)
     tombstone: str | None = None
-    logs: str = "recsys keeps no request logs"
+    state: dict[str, int] = field(default_factory=dict)
+    """Rows removed from the state database besides consent: audit records, feedback."""
+    logs: str = "no request logs besides the audit trail"
 
     @property
     def known(self) -> bool:
         """Whether anything about the customer was found (history, factor, consent, rows)."""
         found = (self.model.get(k, 0) for k in ("events", "user_factors", "consent_records"))
-        return any(found) or any(self.data_rows.values())
+        return any(found) or any(self.data_rows.values()) or any(self.state.values())
 
     def to_text(self) -> str:
         lines = [f"erased user (pseudonym {self.pseudonym})"]
@@ -64,6 +68,8 @@ class ErasureReport:
             lines.append(f"  model: {k.replace('_', ' ')}: {v:,}")
         for f, n in self.data_rows.items():
             lines.append(f"  data: {f}: {n:,} rows removed")
+        for k, v in self.state.items():
+            lines.append(f"  state database: {k.replace('_', ' ')}: {v:,}")
         if self.tombstone:
             lines.append(f"  tombstone recorded in {self.tombstone}")
         lines.append(f"  logs: {self.logs}")
@@ -100,6 +106,21 @@ def tombstones_for(store: ConsentStore, pseudonymizer: Pseudonymizer | None) -> 
     return by_key.get(mine, set())
 
 
+def erase_accountability(store: ConsentStore, key: str) -> dict[str, int]:
+    """Delete the customer's audit records and feedback, kept in the consent store's database
+    (a store without a database file keeps neither)."""
+    from recsys.audit.feedback import FeedbackStore
+    from recsys.audit.trail import SQLiteAuditTrail
+
+    path = getattr(store, "path", None)
+    if not isinstance(path, str) or path == ":memory:":
+        return {}
+    return {
+        "audit_records": SQLiteAuditTrail(path).delete_user(key),
+        "feedback_records": FeedbackStore(path).delete_user(key),
+    }
+
+
 def erase_in_model(
     model: FittedModel, store: ConsentStore, user_id: str, pseudonymizer: Pseudonymizer | None
 ) -> tuple[FittedModel, dict[str, int]]:
@@ -109,8 +130,9 @@ def erase_in_model(
     key = pseudonymizer(uid) if pseudonymizer is not None else uid
     store.mark_erased(key, key_id_of(pseudonymizer))
     removed_consent = int(store.delete(key))
+    state = erase_accountability(store, key)
     new, removed = model.without_user(key)
-    return new, {**removed, "consent_records": removed_consent}
+    return new, {**removed, "consent_records": removed_consent, **state}
 
 
 @dataclass(frozen=True)
@@ -281,6 +303,7 @@ def forget(
         plans = plan_source_erasure(files, uid)
         report.data_rows = apply_data_erasure(plans)
         report.model["consent_records"] = int(store.delete(report.pseudonym))
+        report.state = erase_accountability(store, report.pseudonym)
         if model is not None:
             model, removed = model.without_user(report.pseudonym)
             report.model.update(removed)

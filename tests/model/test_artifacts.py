@@ -24,6 +24,7 @@ from recsys.errors import (
 )
 from recsys.model.artifacts import (
     ARRAYS,
+    FORMAT_VERSION,
     MANIFEST,
     POINTER,
     VERSIONS,
@@ -84,7 +85,7 @@ def test_save_load_round_trip(fitted, small_shop, pseudonymizer, saved: Path) ->
     assert not any(r.personalized for r in empty.recommend_many(users, 10))
     manifest = json.loads((vdir / MANIFEST).read_text())
     assert manifest["pseudonymized"] and manifest["files"] == {ARRAYS: sha256(vdir / ARRAYS)}
-    assert len(manifest["hmac"]) == 64 and manifest["format_version"] == 2
+    assert len(manifest["hmac"]) == 64 and manifest["format_version"] == FORMAT_VERSION
 
 
 def test_a_copied_version_directory_loads_as_a_plain_model_directory(
@@ -213,8 +214,10 @@ def test_an_unknown_fairness_group_in_a_signed_manifest_is_refused(pseudonymizer
 
 
 def test_a_newer_format_is_refused_naming_both_versions(pseudonymizer, saved: Path) -> None:
-    resign(saved, pseudonymizer, lambda b: b.update(format_version=3))
-    with pytest.raises(ArtifactFormatError, match=r"format version 3.*reads format version 2"):
+    newer = FORMAT_VERSION + 1
+    resign(saved, pseudonymizer, lambda b: b.update(format_version=newer))
+    match = rf"format version {newer}.*reads format version {FORMAT_VERSION}"
+    with pytest.raises(ArtifactFormatError, match=match):
         load_model(saved, pseudonymizer=pseudonymizer)
 
 

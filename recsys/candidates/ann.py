@@ -1,0 +1,122 @@
+"""Approximate maximum-inner-product retrieval over the collaborative item factors (hnswlib).
+
+Chosen by measurement (``benchmarks/ann_choice.py``): on the ALS factors of the synthetic shop
+(100,000 items x 128 factors), hnswlib in inner-product space reached recall@200 0.94 at 0.42 ms
+per query, faiss-cpu's ``IndexHNSWFlat`` 0.91 at 0.70 ms; the L2 augmentation trick
+(``[y, sqrt(M^2 - |y|^2)]``) reached only 0.17 with either library, because ALS item norms are
+very skewed (median 0.003, maximum 8). Items whose factor is zero (never chosen) are not indexed:
+they score 0 for everybody. The exact scores of the retrieved items are recomputed from the
+factors, so only *which* items become candidates is approximate.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+M = 16
+EF_CONSTRUCTION = 200
+AUTO_MIN_ITEMS = 20_000
+"""``ann = "auto"`` builds an index from this many items on (``benchmarks/serving.py``: below it
+exact scoring of every item is as fast as a graph search and loses nothing)."""
+
+
+def _hnswlib():
+    try:
+        import hnswlib
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise ImportError(
+            "the approximate index needs hnswlib: pip install 'recsys[serve]' (or set "
+            'collaborative.ann = "exact")'
+        ) from exc
+    return hnswlib
+
+
+class AnnIndex:
+    """An HNSW graph over the non-zero item factors, in inner-product space."""
+
+    def __init__(self, index, n_items: int, ef: int) -> None:
+        self.index = index
+        self.n_items = n_items
+        self.ef = ef
+        self.index.set_ef(ef)
+        self.index.set_num_threads(1)
+
+    @classmethod
+    def build(
+        cls, item_factors: np.ndarray, *, ef: int = 512, threads: int = 1, seed: int = 0
+    ) -> AnnIndex:
+        hnswlib = _hnswlib()
+        live = np.flatnonzero(np.linalg.norm(item_factors, axis=1) > 0)
+        index = hnswlib.Index(space="ip", dim=item_factors.shape[1])
+        index.init_index(
+            max_elements=max(len(live), 1), M=M, ef_construction=EF_CONSTRUCTION, random_seed=seed
+        )
+        index.set_num_threads(threads)
+        if len(live):
+            index.add_items(np.ascontiguousarray(item_factors[live], dtype=np.float32), live)
+        return cls(index, len(item_factors), ef)
+
+    def __len__(self) -> int:
+        return self.index.get_current_count()
+
+    @property
+    def dim(self) -> int:
+        return int(self.index.dim)
+
+    def search(self, vector: np.ndarray, n: int, allowed: np.ndarray) -> np.ndarray:
+        """About the ``n`` allowed items with the largest inner product with ``vector``
+        (unordered). Asks the graph for more than ``n`` when some items are not allowed."""
+        size = len(self)
+        if size == 0 or n <= 0 or not np.any(vector):
+            return np.empty(0, dtype=np.int64)
+        share = max(float(allowed.mean()), 1e-3)
+        want = min(size, int(np.ceil(n / share)) + 16)
+        for _ in range(3):
+            self.index.set_ef(max(self.ef, want))
+            labels, _ = self.index.knn_query(vector[None].astype(np.float32), k=want)
+            found = labels[0].astype(np.int64)
+            found = found[allowed[found]]
+            if len(found) >= n or want == size:
+                return found[:n]
+            want = min(size, want * 4)
+        return found[:n]
+
+    def update(self, items: np.ndarray, item_factors: np.ndarray) -> None:
+        """Replace the vectors of ``items`` (after their factors were re-solved: erasure); items
+        never indexed (a zero factor) stay out."""
+        items = np.asarray(items, dtype=np.int64)
+        present = set(self.index.get_ids_list())
+        keep = np.array([i in present for i in items.tolist()], dtype=bool)
+        if keep.any():  # hnswlib re-links an existing label to its new vector
+            self.index.add_items(
+                np.ascontiguousarray(item_factors[items[keep]], dtype=np.float32), items[keep]
+            )
+
+    # --- files ------------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        self.index.save_index(str(path))
+
+    @classmethod
+    def load(cls, path: Path, dim: int, n_items: int, ef: int) -> AnnIndex:
+        hnswlib = _hnswlib()
+        index = hnswlib.Index(space="ip", dim=dim)
+        index.load_index(str(path))
+        return cls(index, n_items, ef)
+
+    def __getstate__(self) -> dict:
+        return {"index": self.index, "n_items": self.n_items, "ef": self.ef}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["index"], state["n_items"], state["ef"])
+
+
+def recall_at(index: AnnIndex, item_factors: np.ndarray, vectors: np.ndarray, n: int) -> float:
+    """Mean share of the exact top ``n`` (all items allowed) that the index returns."""
+    allowed = np.ones(len(item_factors), dtype=bool)
+    hits = []
+    for v in vectors:
+        exact = np.argpartition(-(item_factors @ v), n)[:n]
+        hits.append(len(np.intersect1d(exact, index.search(v, n, allowed))) / n)
+    return float(np.mean(hits)) if hits else float("nan")
