@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from recsys.batch.campaign import Campaign
-from recsys.batch.exposure import ControllerState, ExposureController
+from recsys.batch.exposure import Collect, ControllerState, ExposureController, calibrate_boost
 from recsys.features.history import EVENT_CODE
 from recsys.model.fitted import FittedModel
 from recsys.pipeline.pipeline import Pipeline
@@ -51,7 +51,7 @@ class ChunkSpec:
     campaign: Campaign
     as_of: int | None
     boost: float = 0.0
-    """Where the exposure controller of every chunk starts (calibrated once per job)."""
+    """The exposure controller's boost, held for every list (calibrated once per job)."""
     job: str = ""
     """The job's fingerprint (names its tasks on a shared Dask scheduler)."""
 
@@ -128,31 +128,55 @@ def intro_line(
     return f"Picked for you from {joined}", names
 
 
-def run_chunk(model: FittedModel, spec: ChunkSpec, task: ChunkTask) -> ChunkResult:
-    """Offers for one chunk of eligible customers, with reasons and re-ranking."""
+def _prepared(
+    model: FittedModel, spec: ChunkSpec, keys: Sequence[str], consent: dict[str, Consent]
+) -> tuple[Pipeline, list[Query]]:
+    """The pipeline (over this chunk's consent) and one query per customer, exclusions in."""
     c = spec.campaign
-    pipeline = Pipeline(model, ConsentSnapshot(task.consent))  # type: ignore[arg-type]
+    pipeline = Pipeline(model, ConsentSnapshot(consent))  # type: ignore[arg-type]
+    if c.rerank is not None:
+        pipeline.check_rerank(c.rerank)
     ref = model.cutoff if spec.as_of is None else spec.as_of
     always = excluded_by_category(model, c)
-    rerank = c.rerank
-    if rerank is not None:
-        pipeline.check_rerank(rerank)
+    days = c.exclude.bought_within_days
     queries = [
-        Query(
-            key, c.offers, as_of=spec.as_of, rerank=rerank,
-            exclude=(*always, *recent_purchases(model, key, c.exclude.bought_within_days, ref)),
-        )
-        for key in task.keys
+        Query(key, c.offers, as_of=spec.as_of, rerank=c.rerank,
+              exclude=(*always, *recent_purchases(model, key, days, ref)))
+        for key in keys
     ]  # fmt: skip
-    controller = None
-    if c.exposure is not None:
-        controller = ExposureController(
-            model, c.exposure, rerank=rerank or model.config.rerank,
-            state=ControllerState(boost=spec.boost),
-        )  # fmt: skip
+    return pipeline, queries
+
+
+def _controller(model: FittedModel, campaign: Campaign) -> ExposureController | None:
+    if campaign.exposure is None:
+        return None
+    return ExposureController(
+        model, campaign.exposure, rerank=campaign.rerank or model.config.rerank
+    )
+
+
+def run_chunk(model: FittedModel, spec: ChunkSpec, task: ChunkTask) -> ChunkResult:
+    """Offers for one chunk of eligible customers, with reasons and re-ranking."""
+    pipeline, queries = _prepared(model, spec, task.keys, task.consent)
+    controller = _controller(model, spec.campaign)
+    if controller is not None:
+        controller.hold(spec.boost)
     lists = pipeline.run(queries, reranker=controller)
-    table, skips = offer_table(model, c.id, lists)
+    table, skips = offer_table(model, spec.campaign.id, lists)
     return ChunkResult(task.index, table, skips, controller.state if controller else None)
+
+
+def calibrate(
+    model: FittedModel, spec: ChunkSpec, keys: Sequence[str], consent: dict[str, Consent]
+) -> float:
+    """The exposure boost every chunk holds: the one that meets the target over ``keys``."""
+    controller = _controller(model, spec.campaign)
+    if controller is None:
+        return 0.0
+    pipeline, queries = _prepared(model, spec, keys, consent)
+    seen = Collect()
+    pipeline.run(queries, reranker=seen)
+    return calibrate_boost(controller, seen.seen)
 
 
 def offer_table(

@@ -6,10 +6,14 @@ group's share of position-discounted exposure so far is below its target and shr
 so the campaign's share tracks the target (an integral controller on the exposure error).
 
 The controller runs as the re-ranking step of the one pipeline (every filter of a request
-applies), before the per-list re-rankers (MMR, FA*IR), and measures the lists they return. Its
-state is two numbers and a boost (:class:`ControllerState`), so a job that runs in chunks, or
-on several workers, starts every chunk from a state fixed in advance: the output of a chunk
-depends on nothing but the chunk, whoever computes it and whenever.
+applies), before the per-list re-rankers (MMR, FA*IR), and measures the lists they return.
+
+A job that runs in chunks or on several workers cannot share one running controller without
+serializing the chunks. It runs two passes instead: :func:`calibrate_boost` finds, on a sample
+of the campaign's customers spread over the whole audience, the one boost at which the group's
+share meets the target; every chunk then holds that boost (:meth:`ExposureController.hold`).
+Each list depends only on its customer, so the output is the same whatever the chunk size, the
+engine or the order chunks finish in, and the share over the send is the sample's.
 """
 
 from __future__ import annotations
@@ -82,6 +86,12 @@ class ExposureController:
         self.rerank = rerank
         self.rerank_input = RerankInput(ctx=model.ctx, groups=model.groups)
         self.state = state or ControllerState()
+        self.adapt = True
+
+    def hold(self, boost: float) -> None:
+        """Build every list with ``boost`` (no feedback): lists no longer depend on each other."""
+        self.state = ControllerState(boost)
+        self.adapt = False
 
     @property
     def share(self) -> float:
@@ -89,32 +99,57 @@ class ExposureController:
 
     def __call__(self, st: UserState, ranked: ItemList, q: Query) -> ItemList:
         """The pipeline's re-ranking step for one user, in campaign order."""
-        k, s = q.k, self.state
-        n = min(len(ranked), self.config.depth)
-        top = ranked.head(n)
-        score = top.column("score")
-        span = score.max() - score.min() if n else 0.0
-        rel = (score - score.min()) / span if span > 0 else np.zeros(n)
-        prot = self.protected[top.items]
-        boosted = rel + s.boost * prot
-        order = np.lexsort((np.arange(n), -boosted))
-        ranker_top = set(top.items[:k].tolist())
-        lst = (
-            top.take(order)
-            .with_column("score", boosted[order])
-            .with_column("ranker_score", score[order])
-        )
-        if self.rerank is not None and self.rerank.enabled:
-            lst = rerank_many(self.rerank_input, [st], [lst], k, self.rerank)[0]
-        else:
-            lst = lst.head(k)
-        lst = self._provenance(lst, ranker_top)
-        w = position_weights(len(lst))
-        s.protected += float((w * self.protected[lst.items]).sum())
-        s.total += float(w.sum())
-        error = self.target - s.share
-        s.boost = float(np.clip(s.boost + self.config.gain * error, 0.0, self.config.max_boost))
-        return lst
+        return self.many([st], [ranked], [q])[0]
+
+    def many(
+        self, states: list[UserState], ranked: list[ItemList], queries: list[Query]
+    ) -> list[ItemList]:
+        """Lists for several users at the current boost, counted in order; the per-list
+        re-rankers run over them as one block (the boost only moves between calls)."""
+        if self.adapt and len(queries) > 1:
+            raise ValueError("an adapting controller builds one list at a time (or hold a boost)")
+        s = self.state
+        boosted, tops = [], []
+        for lst, q in zip(ranked, queries, strict=True):
+            n = min(len(lst), self.config.depth)
+            top = lst.head(n)
+            score = top.column("score")
+            span = score.max() - score.min() if n else 0.0
+            rel = (score - score.min()) / span if span > 0 else np.zeros(n)
+            b = rel + s.boost * self.protected[top.items]
+            order = np.lexsort((np.arange(n), -b))
+            tops.append(set(top.items[: q.k].tolist()))
+            boosted.append(
+                top.take(order)
+                .with_column("score", b[order])
+                .with_column("ranker_score", score[order])
+            )
+        out: list[ItemList] = []
+        by_k: dict[int, list[int]] = {}
+        for n, q in enumerate(queries):
+            by_k.setdefault(q.k, []).append(n)
+        done: dict[int, ItemList] = {}
+        for k, members in by_k.items():
+            if self.rerank is not None and self.rerank.enabled:
+                lists = rerank_many(
+                    self.rerank_input, [states[n] for n in members],
+                    [boosted[n] for n in members], k, self.rerank,
+                )  # fmt: skip
+            else:
+                lists = [boosted[n].head(k) for n in members]
+            done.update(zip(members, lists, strict=True))
+        for n in range(len(queries)):
+            lst = self._provenance(done[n], tops[n])
+            w = position_weights(len(lst))
+            s.protected += float((w * self.protected[lst.items]).sum())
+            s.total += float(w.sum())
+            if self.adapt:
+                error = self.target - s.share
+                s.boost = float(
+                    np.clip(s.boost + self.config.gain * error, 0, self.config.max_boost)
+                )
+            out.append(lst)
+        return out
 
     def _provenance(self, lst: ItemList, ranker_top: set[int]) -> ItemList:
         """The ranker's scores back in place; items only the boost brought in are ``fairness``
@@ -135,6 +170,43 @@ class ExposureController:
             .with_column("stage", stage.astype(object))
             .with_column("group", group.astype(object))
         )
+
+
+class Collect:
+    """A pass-through re-ranker that keeps what the pipeline hands it (calibration's input)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[UserState, ItemList, Query]] = []
+
+    def __call__(self, st: UserState, ranked: ItemList, q: Query) -> ItemList:
+        self.seen.append((st, ranked, q))
+        return ranked.head(q.k)
+
+
+def calibrate_boost(
+    controller: ExposureController,
+    sample: list[tuple[UserState, ItemList, Query]],
+    steps: int = 14,
+) -> float:
+    """The held boost whose lists over ``sample`` give the group a share closest to the target
+    (bisection on ``[0, max_boost]``; the share grows with the boost)."""
+    if not sample:
+        return 0.0
+
+    states, lists, queries = (list(x) for x in zip(*sample, strict=True))
+
+    def share(boost: float) -> float:
+        controller.hold(boost)
+        controller.many(states, lists, queries)
+        return controller.share
+
+    lo, hi = 0.0, controller.config.max_boost
+    tried = {lo: share(lo), hi: share(hi)}
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        tried[mid] = share(mid)
+        lo, hi = (mid, hi) if tried[mid] < controller.target else (lo, mid)
+    return min(tried, key=lambda b: (abs(tried[b] - controller.target), b))
 
 
 class BatchExposure(ExposureController):

@@ -38,8 +38,8 @@ from recsys.batch.chunk import (
     ChunkResult,
     ChunkSpec,
     ChunkTask,
+    calibrate,
     exposure_of,
-    run_chunk,
 )
 from recsys.batch.engines import Engine, LocalEngine
 from recsys.batch.output import check_format, write_offers
@@ -248,22 +248,15 @@ class OffersJob:
         return Audience(self.campaign, self.consent, self.send_log, suppressed, send_at)
 
     def _calibrate(self, keys: list[str], as_of: int | None, audience: Audience) -> float:
-        """The boost the exposure controller settles at over the first eligible customers:
-        every chunk starts there, so no chunk spends its first lists catching up."""
-        if self.campaign.exposure is None:
+        """The first pass: the exposure boost that meets the target on up to ``calibration``
+        eligible customers spread evenly over the audience (every chunk then holds it)."""
+        if self.campaign.exposure is None or not keys:
             return 0.0
-        chosen: list[str] = []
-        consent: dict[str, Consent] = {}
-        for start in range(0, len(keys), self.chunk_size):
-            eligible, c, _ = audience.split(keys[start : start + self.chunk_size])
-            chosen += eligible
-            consent |= c
-            if len(chosen) >= self.calibration:
-                break
-        chosen = chosen[: self.calibration]
+        step = max(1, len(keys) // (2 * self.calibration))
+        eligible, consent, _ = audience.split(keys[::step])
+        eligible = eligible[:: max(1, len(eligible) // self.calibration)][: self.calibration]
         spec = ChunkSpec(self.campaign, as_of)
-        res = run_chunk(self.model, spec, ChunkTask(-1, tuple(chosen), consent))
-        return res.state.boost if res.state else 0.0
+        return calibrate(self.model, spec, eligible, {k: consent[k] for k in eligible})
 
     # --- chunks -------------------------------------------------------------------------------
     def chunk_path(self, index: int) -> Path:

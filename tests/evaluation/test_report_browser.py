@@ -6,35 +6,13 @@ Needs Debian's ``chromium`` (``apt-get install -y chromium``); skipped, saying s
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from recsys.data.synthetic import ShopSpec, make_shop
 from recsys.evaluation.run import EvaluationConfig, run_evaluation, write_report
-
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-WIDTH = 1280
-PROBE = """<script>
-window.addEventListener("load", () => {
-  const root = document.documentElement;
-  const broken = [...document.images].filter((i) => !i.complete || i.naturalWidth === 0).length;
-  document.body.setAttribute("data-probe",
-    `scroll=${root.scrollWidth};client=${root.clientWidth};broken=${broken}`);
-});
-</script>"""
-
-
-def browser() -> str | None:
-    return next((b for b in map(shutil.which, BROWSERS) if b), None)
-
-
-def run_browser(binary: str, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-           f"--window-size={WIDTH},2000", "--enable-logging=stderr", "--v=0", *args]  # fmt: skip
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+from recsys.testing.browser import PROBE, WIDTH, browser, run_browser
 
 
 @pytest.fixture(scope="module")

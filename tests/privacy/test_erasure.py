@@ -176,16 +176,6 @@ def test_cli_forget_export_and_policy(small_shop, tmp_path: Path, monkeypatch, c
     )
 
 
-@pytest.mark.parametrize("purpose", ["email"])
-def test_no_offer_without_email_consent(fitted, small_shop, purpose: str) -> None:
-    from recsys.batch.offers import email_offers
-
-    rows, report = email_offers(fitted, small_shop.users["user_id"], k=3)
-    no_email = set(small_shop.users.loc[~small_shop.users["consent_email"], "user_id"])
-    assert no_email and not set(rows["user_id"]) & no_email
-    assert report["skipped_no_email_consent"] == len(no_email)
-
-
 # --- issue #10: races, id normalization, exit codes, failures part-way, keys -------------------
 class PausingStore:
     """A consent store whose first lookup from the thread named ``pause_in`` (at
