@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from recsys import __version__
-from recsys.cli import accountability, commands, offers
+from recsys.cli import accountability, commands, offers, serve
 from recsys.cli.data_args import add_data_args, add_key_arg
 from recsys.errors import RecsysError
 
@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     offers.add_parser(sub)
 
     accountability.register(sub)  # audit, feedback, monitor
+
+    serve.register(sub)  # the HTTP service (issue #13)
 
     demo = sub.add_parser("demo", help="run the main job on the embedded synthetic shop")
     add_key_arg(demo)

@@ -30,6 +30,7 @@ import json
 import re
 import tempfile
 from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
@@ -357,13 +358,40 @@ def open_model(
     pseudonymized model, must be the key it was trained with; it is returned for such a model
     (``None`` for a model with raw ids). A save replacing the model while it is read is retried.
     """
+    p = open_published(path, pseudonymizer)
+    return p.model, p.pseudonymizer
+
+
+@dataclass(frozen=True)
+class Published:
+    """One loaded version of a model directory and what it was loaded from."""
+
+    model: FittedModel
+    pseudonymizer: Pseudonymizer | None
+    manifest: Manifest
+    version: str
+    """The version directory's name (``000007``); the directory's name for a plain layout."""
+    pointer: bytes | None
+    """``CURRENT`` as it was read (``None``: a plain layout): a watcher compares it."""
+
+
+def pointer_of(path: Path) -> bytes | None:
+    """The raw bytes of ``path``'s version pointer (``None`` when there is none)."""
+    return _read_pointer(Path(path))
+
+
+def open_published(path: Path, pseudonymizer: Pseudonymizer | None = None) -> Published:
+    """:func:`open_model` with the checked manifest and the version it came from."""
     path = Path(path)
     ps = pseudonymizer or Pseudonymizer.from_env()
     for attempt in range(3):
         before = _read_pointer(path)
         try:
             vdir, manifest = _open_checked(path, ps)
-            return _load(vdir, manifest, ps), (ps if manifest.pseudonymized else None)
+            model = _load(vdir, manifest, ps)
+            return Published(
+                model, ps if manifest.pseudonymized else None, manifest, vdir.name, before
+            )
         except ArtifactError:
             if attempt == 2 or _read_pointer(path) == before:
                 raise

@@ -1,0 +1,1 @@
+"""Serving: the model handle (hot swap), event updates and the HTTP service."""
