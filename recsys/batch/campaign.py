@@ -11,7 +11,7 @@ from __future__ import annotations
 import tomllib
 from datetime import datetime
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
@@ -24,8 +24,9 @@ from recsys.rerank.stages import RerankConfig
 class Exclusions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    out_of_stock: bool = True
-    """Leave out items that are not in stock (the pipeline never offers them either)."""
+    out_of_stock: Literal[True] = True
+    """Items out of stock are never offered (the pipeline filters them): ``false`` is refused
+    rather than silently ignored."""
     bought_within_days: NonNegativeInt = 0
     """Leave out what the customer bought in the last N days before the send (0: off)."""
     categories: list[str] = Field(default_factory=list)
