@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 from pathlib import Path
+from typing import Any
 
 from recsys.cli.data_args import add_key_arg, pseudonymizer_from_args, state_from_args
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: Any) -> None:
+    """Register ``recsys offers`` on the top-level subparsers (``argparse`` sub-commands)."""
     o = sub.add_parser(
         "offers",
         help="personalized e-mail offers for every eligible customer (resumable, local or Dask)",
