@@ -59,15 +59,19 @@ def in_category(categories: Sequence[str], wanted: str) -> np.ndarray:
     )
 
 
-_masks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_masks: dict[int, tuple[weakref.ref, dict[str, np.ndarray]]] = {}
 
 
 def category_items(ctx: FeatureContext, category: str) -> np.ndarray:
-    """Catalogue indices of the items in ``category`` or below it (cached per model)."""
-    per = _masks.setdefault(ctx, {})
+    """Catalogue indices of the items in ``category`` or below it (cached per catalogue)."""
+    cat = ctx.catalog
+    ref, per = _masks.get(id(cat), (None, None))
+    if ref is None or ref() is not cat or per is None:
+        per, k = {}, id(cat)
+        _masks[k] = (weakref.ref(cat, lambda _: _masks.pop(k, None)), per)
     if category not in per:
-        cats = in_category(ctx.catalog.categories, category)
-        hit = ctx.catalog.item_categories[:, np.flatnonzero(cats)].sum(axis=1)
+        cats = in_category(cat.categories, category)
+        hit = cat.item_categories[:, np.flatnonzero(cats)].sum(axis=1)
         per[category] = np.flatnonzero(np.asarray(hit).ravel() > 0)
     return per[category]
 
