@@ -1,0 +1,63 @@
+"""A small shop's model with the approximate index on, saved as a model directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recsys.config import RecommenderConfig
+from recsys.data.synthetic import END
+from recsys.privacy.consent import SQLiteConsentStore
+from recsys.recommender import Recommender
+
+NOW = int(END.timestamp())
+
+
+@pytest.fixture(scope="session")
+def served_dir(small_shop, pseudonymizer, tmp_path_factory) -> tuple[Path, Path]:
+    """(model directory, consent database) of a model trained with ``collaborative.ann =
+    "hnsw"``; tests copy it before changing it."""
+    root = tmp_path_factory.mktemp("served")
+    db = root / "state.sqlite"
+    cfg = RecommenderConfig.model_validate({"collaborative": {"ann": "hnsw"}})
+    rec = Recommender(cfg, pseudonymizer=pseudonymizer, consent=SQLiteConsentStore(db))
+    rec.fit(small_shop, now=END).save(root / "model")
+    return root / "model", db
+
+
+@pytest.fixture
+def model_copy(served_dir, tmp_path) -> tuple[Path, SQLiteConsentStore]:
+    """A private copy of the served model directory and of its consent database."""
+    import shutil
+    import sqlite3
+
+    model, db = served_dir
+    shutil.copytree(model, tmp_path / "model")
+    src, dst = sqlite3.connect(db), sqlite3.connect(tmp_path / "state.sqlite")
+    with dst:
+        src.backup(dst)  # WAL mode: a file copy could miss the newest records
+    src.close()
+    dst.close()
+    return tmp_path / "model", SQLiteConsentStore(tmp_path / "state.sqlite")
+
+
+@pytest.fixture
+def handle(model_copy, pseudonymizer):
+    from recsys.service.handle import ModelHandle
+
+    path, store = model_copy
+    h = ModelHandle(path, pseudonymizer=pseudonymizer, consent=store)
+    yield h
+    h.stop()
+
+
+def consenting_users(small_shop, n: int = 5, rec=None) -> list[str]:
+    """The first ``n`` customers who get a personalized list (consent and a history)."""
+    from recsys.recommender import Recommender
+
+    if rec is None:
+        raise ValueError("pass the recommender to check")
+    assert isinstance(rec, Recommender)
+    ids = small_shop.users["user_id"].astype(str).tolist()
+    return [u for u in ids[:60] if rec.recommend(u, 1).personalized][:n]
