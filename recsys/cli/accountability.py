@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from recsys.cli.data_args import add_key_arg, pseudonymizer_from_args, state_from_args
 
@@ -129,7 +130,7 @@ def monitor(args: argparse.Namespace) -> int:
     return MONITOR_EXIT["ok"]
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: Any) -> None:
     """Add ``audit``, ``feedback`` and ``monitor`` to the ``recsys`` command."""
     a = sub.add_parser("audit", help="the audit trail: what was recommended to whom, and why")
     asub = a.add_subparsers(dest="audit_command", required=True)
