@@ -158,3 +158,17 @@ def test_blocks_and_single_requests_agree(fitted, small_shop) -> None:
     single = [fitted.recommend(u, 10) for u in users]
     assert fitted.recommend_many(users, 10) == single
     assert any(r.personalized for r in single) and any(not r.personalized for r in single)
+
+
+def test_the_fitted_model_pickles_and_serves_the_same(fitted, small_shop) -> None:
+    """A worker process gets the model by pickling it (features travel by name)."""
+    import pickle
+
+    from recsys.pipeline.pipeline import Pipeline
+    from recsys.types import Query
+
+    model = pickle.loads(pickle.dumps(fitted.model_))
+    users = active_users(small_shop, 20)
+    here = fitted.recommend_many(users, k=10)
+    there = Pipeline(model, fitted.consent_store_, pseudonymizer=fitted.pseudonymizer)
+    assert there.run([Query(u, 10) for u in users]) == here

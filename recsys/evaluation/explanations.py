@@ -21,15 +21,17 @@ def explanation_metrics(
     deletion_sample: int = 100,
     seed: int = 0,
 ) -> dict[str, float | int | None]:
-    """Reason coverage, attribution additivity error, evidence validity and the deletion test.
+    """Reason coverage, attribution additivity error, evidence validity and the deletion test;
+    per template, how often it spoke and how often an applicability rule refused it.
 
     Deletion test: for recommendations whose top reason cites an item from the user's own
     history, remove that item and re-solve the user's collaborative vector; the share of cases
     where the recommended item's score drops (a reason that matters should lower it).
     """
-    n = with_reason = facts = true_facts = 0
+    n = with_reason = facts = true_facts = violations = 0
     additivity = 0.0
     cases = []
+    templates: dict[str, dict[str, int]] = {}
     for user, recs in lists.items():
         key = rec.key_of(user)
         for r in recs:
@@ -38,10 +40,15 @@ def explanation_metrics(
             if r.attributions:
                 total = rec.model_.ranker.base + sum(v for _, v in r.attributions)
                 additivity = max(additivity, abs(total - r.score))
+            for ev in r.reason.evidence:
+                templates.setdefault(str(ev.fact), {"fired": 0, "refused": 0})["fired"] += 1
+            for fact in r.reason.refused:
+                templates.setdefault(fact, {"fired": 0, "refused": 0})["refused"] += 1
             if checker is not None:
                 for ev in r.reason.evidence:
                     facts += 1
                     true_facts += checker.holds(key, r.item_id, ev)
+                violations += len(checker.check(key, r))
             if r.reason.evidence and r.reason.evidence[0].fact in HISTORY_FACTS:
                 ev = r.reason.evidence[0]
                 if ev.item_id and ev.item_id != r.item_id:
@@ -66,4 +73,6 @@ def explanation_metrics(
         "facts_checked": facts,
         "deletion_test_lowered": dropped,
         "deletion_cases": tested,
+        "rule_violations": violations if checker is not None else None,
+        "templates": dict(sorted(templates.items())),
     }

@@ -141,7 +141,20 @@ def tables(metrics: dict[str, Any]) -> list[Table]:
                               _fmt(e["evidence_validity"], True), str(e["facts_checked"]),
                               _fmt(e["deletion_test_lowered"], True), str(e["deletion_cases"]),
                               f"{m['footprint_cells']:,}"])  # fmt: skip
-    return [t for t in (acc, beyond, groups, expl) if t.rows]
+    used = Table(
+        "Reason templates",
+        ["system", "template", "spoke", "refused by a rule"],
+        [],
+        text_cols={0, 1},
+        note="A template speaks only where its rule holds (e.g. 'often' for one of the customer's "
+        "three largest categories with at least two items); a refused fact gives way to the "
+        "next reason. Checked facts that were false or broke a rule: the 'evidence validity' "
+        "column above.",
+    )
+    for name, m in systems.items():
+        for fact, c in (m.get("explanations") or {}).get("templates", {}).items():
+            used.rows.append([name, fact.replace("_", " "), f"{c['fired']:,}", f"{c['refused']:,}"])
+    return [t for t in (acc, beyond, groups, expl, used) if t.rows]
 
 
 WINS = [
