@@ -33,6 +33,15 @@ def _hnswlib():
     return hnswlib
 
 
+def available() -> bool:
+    """Whether hnswlib is installed (``ann = "auto"`` falls back to exact scoring without it)."""
+    try:
+        _hnswlib()
+    except ImportError:
+        return False
+    return True
+
+
 class AnnIndex:
     """An HNSW graph over the non-zero item factors, in inner-product space."""
 

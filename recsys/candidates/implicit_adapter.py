@@ -12,6 +12,7 @@ from scipy.linalg.lapack import dpotrf, dpotrs
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
+from recsys.candidates import ann
 from recsys.candidates.ann import AUTO_MIN_ITEMS, AnnIndex
 from recsys.errors import ModelFitError
 from recsys.pipeline.threads import blas_threads
@@ -78,7 +79,7 @@ class ImplicitModel(BaseEstimator):
         below :data:`~recsys.candidates.ann.AUTO_MIN_ITEMS` items)."""
         check_is_fitted(self, "item_factors_")
         n = len(self.item_factors_)
-        if cfg.ann == "hnsw" or (cfg.ann == "auto" and n >= AUTO_MIN_ITEMS):
+        if cfg.ann == "hnsw" or (cfg.ann == "auto" and n >= AUTO_MIN_ITEMS and ann.available()):
             self.index_ = AnnIndex.build(self.item_factors_, ef=cfg.ann_ef, seed=self.random_state)
         else:
             self.index_ = None

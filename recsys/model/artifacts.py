@@ -29,8 +29,8 @@ import hmac
 import json
 import re
 import tempfile
-from importlib import metadata
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal
 
@@ -459,6 +459,8 @@ def _load_index(vdir: Path, manifest: Manifest, model: FittedModel) -> AnnIndex:
             index = AnnIndex.load(copy, factors.shape[1], len(factors), int(info["ef"]))
         except (RuntimeError, ValueError, KeyError, TypeError) as exc:
             raise ArtifactError(f"{f}: not a readable index: {exc}") from None
+        except ImportError as exc:
+            raise ArtifactError(f"{f}: {exc}") from None
     if len(index) != info.get("items"):
         raise ArtifactIntegrityError(f"{f}: holds {len(index)} items, the manifest states {info}")
     return index
