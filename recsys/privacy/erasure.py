@@ -346,8 +346,14 @@ def export_user(
                         **({"value": float(val)} if np.isfinite(val) else {}),
                     }
                 )
+        seen = [str(ctx.catalog.items.ids[i]) for i in ctx.seen_items(u)]
+        shop_rows = 0
+        if ctx.shop is not None and ctx.shop.users.get(key) >= 0:
+            shop_rows = int((ctx.shop.user == ctx.shop.users.get(key)).sum())
         out["model"] = {
             "events": events,
+            "seen_items": seen,
+            "events_in_shop_wide_counts": shop_rows,
             "consent_personalization": model.has_consent(user_id),
             "consent_email": model.has_consent(user_id, "email"),
             "learned_taste_vector": (

@@ -189,3 +189,18 @@ def test_average_ratings_are_not_inflated_by_minimization(ml100k_path) -> None:
     rec = Recommendation(item_id=str(item), score=0.0, rank=1, reason=Reason(text=""))
     assert checker.check("nobody", _with(rec, true)) == []
     assert checker.check("nobody", _with(rec, inflated)) != []
+
+
+def test_the_seen_memory_and_shop_numbers_are_listed_and_erased(fitted, small_shop) -> None:
+    from recsys.privacy.erasure import export_user
+
+    u = small_shop.interactions["user_id"].value_counts().index[0]
+    key = fitted.key_of(u)
+    listed = export_user(u, fitted.pseudonymizer, model=fitted)["model"]
+    raw = set(small_shop.interactions.loc[small_shop.interactions["user_id"] == u, "item_id"])
+    assert set(listed["seen_items"]) == raw  # every item, not only the capped history
+    assert listed["events_in_shop_wide_counts"] > 0
+    erased, _ = fitted.model_.without_user(key)
+    assert erased.ctx.shop.users.get(key) < 0
+    assert erased.ctx.seen.shape[0] == fitted.model_.ctx.seen.shape[0] - 1
+    assert erased.ctx.shop.customers.sum() < fitted.model_.ctx.shop.customers.sum()
