@@ -139,9 +139,13 @@ class ShopStats:
         u = self.users.get(key)
         if u < 0:
             return np.zeros(len(items), dtype=bool)
-        X = self.signal_matrix
+        X = self.signal_matrix  # canonical CSR: each row's indices are sorted
         row = X.indices[X.indptr[u] : X.indptr[u + 1]]
-        return np.isin(items, row)
+        items = np.asarray(items)
+        if not len(row):
+            return np.zeros(len(items), dtype=bool)
+        pos = np.minimum(np.searchsorted(row, items), len(row) - 1)
+        return row[pos] == items
 
     def did_between(self, key: str, item: int, start: int, end: int) -> bool:
         """Did customer ``key`` do the signal event on ``item`` in ``[start, end)``?"""
