@@ -82,8 +82,8 @@ class AnnIndex:
             return np.empty(0, dtype=np.int64)
         share = max(float(allowed.mean()), 1e-3)
         want = min(size, int(np.ceil(n / share)) + 16)
-        for _ in range(3):
-            self.index.set_ef(max(self.ef, want))
+        for _ in range(3):  # hnswlib searches with max(ef, k): ef is never changed per query,
+            # so concurrent requests see one setting (the same results as sequential ones)
             labels, _ = self.index.knn_query(vector[None].astype(np.float32), k=want)
             found = labels[0].astype(np.int64)
             found = found[allowed[found]]
