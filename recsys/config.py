@@ -18,6 +18,7 @@ from recsys.explain.rules import ReasonRules
 from recsys.ranking.ranker import RankerConfig
 from recsys.ranking.training import TrainingConfig
 from recsys.rerank.stages import RerankConfig
+from recsys.rules.config import RulesConfig
 
 
 class ReasonConfig(BaseModel):
@@ -57,3 +58,5 @@ class RecommenderConfig(TomlModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     reasons: ReasonConfig = Field(default_factory=ReasonConfig)
     rerank: RerankConfig = Field(default_factory=RerankConfig)
+    rules: RulesConfig = Field(default_factory=RulesConfig)
+    """Filters every list obeys (``[rules] include = [...] exclude = [...]``)."""

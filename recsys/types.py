@@ -31,6 +31,8 @@ class Fact(StrEnum):
     LISTED = "listed"
     DIVERSITY = "diversity"
     ITEM_GROUP = "item_group"
+    PROMOTED = "promoted"
+    NEW_IN = "new_in"
 
 
 class Stage(StrEnum):
@@ -42,6 +44,8 @@ class Stage(StrEnum):
     CALIBRATION = "calibration"
     FAIRNESS = "fairness"
     EDITORIAL = "editorial"  # pinned by a person (an overrides file), says so in its reason
+    PROMOTION = "promotion"  # a promoted item (issue #15), says so in its reason
+    NEW_ARRIVAL = "new_arrival"  # a new item given a reserved slot (issue #15), says it is new
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,10 @@ class Query:
     request_id: str | None = None
     events: tuple[Event, ...] = ()
     """Recent events of this user (a brand-new visitor's too), not yet in the model."""
+    filters: tuple[str, ...] = ()
+    """Filter expressions every item must match (:mod:`recsys.rules.filters`)."""
+    exclude_filters: tuple[str, ...] = ()
+    """Filter expressions no item may match."""
 
     def __post_init__(self) -> None:
         if isinstance(self.k, bool) or not isinstance(self.k, int | np.integer) or self.k < 1:
@@ -151,6 +159,9 @@ class Query:
         object.__setattr__(self, "user_id", str(self.user_id))
         object.__setattr__(self, "exclude", tuple(str(x) for x in self.exclude))
         object.__setattr__(self, "events", tuple(self.events))
+        for name in ("filters", "exclude_filters"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
         late = [e for e in self.events if self.as_of is not None and e.ts > self.as_of]
         if late:
             raise ValueError(
@@ -263,6 +274,8 @@ class Recommendations(Sequence[Recommendation]):
     items: tuple[Recommendation, ...] = field(default_factory=tuple)
     personalized: bool = True
     request_id: str | None = field(default=None, compare=False)
+    shortfall: int = 0
+    """How many of the ``k`` items asked for could not be given (rules left too few)."""
 
     def __getitem__(self, i):  # type: ignore[override]
         return self.items[i]

@@ -14,11 +14,20 @@ from pathlib import Path
 from typing import Literal, Self
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+)
 
 from recsys.batch.exposure import BatchExposureConfig
 from recsys.errors import ConfigError
 from recsys.rerank.stages import RerankConfig
+from recsys.rules.config import check_expressions
 
 
 class Exclusions(BaseModel):
@@ -31,6 +40,14 @@ class Exclusions(BaseModel):
     """Leave out what the customer bought in the last N days before the send (0: off)."""
     categories: list[str] = Field(default_factory=list)
     """Category paths or their top levels (``"Books"`` leaves out ``"Books > Fiction"``)."""
+    filters: list[str] = Field(default_factory=list)
+    """Filter expressions (:mod:`recsys.rules.filters`): no offer matches any of them,
+    evaluated per customer (``purchased_within(30d)`` reads that customer's history)."""
+
+    @field_validator("filters")
+    @classmethod
+    def _parse(cls, values: list[str]) -> list[str]:
+        return check_expressions(values)
 
 
 class FrequencyCap(BaseModel):

@@ -141,7 +141,8 @@ def _prepared(
     days = c.exclude.bought_within_days
     queries = [
         Query(key, c.offers, as_of=spec.as_of, rerank=c.rerank,
-              exclude=(*always, *recent_purchases(model, key, days, ref)))
+              exclude=(*always, *recent_purchases(model, key, days, ref)),
+              exclude_filters=tuple(c.exclude.filters))
         for key in keys
     ]  # fmt: skip
     return pipeline, queries

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
+from recsys.candidates.content import ContentSource
 from recsys.features.context import TRENDING_DAYS, FeatureContext, UserBlock
 
 
@@ -81,9 +82,10 @@ class RebuySource(BaseModel):
 
 
 SourceConfig = Annotated[
-    CollaborativeSource | TrendingSource | RebuySource, Field(discriminator="kind")
+    CollaborativeSource | TrendingSource | RebuySource | ContentSource, Field(discriminator="kind")
 ]
 SOURCES = {"collaborative": CollaborativeSource, "trending": TrendingSource, "rebuy": RebuySource}
+SOURCES["content"] = ContentSource
 
 
 def default_sources() -> list[SourceConfig]:
@@ -105,11 +107,17 @@ def block_candidates(
     block: UserBlock,
     cfg: CandidateConfig,
     exclude: list[np.ndarray] | None = None,
+    rules: np.ndarray | None = None,
+    promoted: list[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """Sorted item indices to rank, per user of the block: the union of every source's items;
-    never out of stock or excluded; never already seen unless a re-buy."""
+    never out of stock or excluded; never already seen unless a re-buy; only items the ``rules``
+    mask (users x items, :mod:`recsys.rules`) lets through. ``promoted`` items per user are
+    candidates too, under the same conditions."""
     n_items = len(ctx.catalog.items)
     base = np.broadcast_to(ctx.catalog.in_stock, (len(block), n_items)).copy()
+    if rules is not None:
+        base &= rules
     if exclude is not None:
         for p, ex in enumerate(exclude):
             base[p, ex[ex >= 0]] = False
@@ -126,6 +134,8 @@ def block_candidates(
         for p, items in enumerate(source(ctx, block, mask)):
             items = np.asarray(items, dtype=np.int64)
             parts[p].append(items[mask[p, items]] if len(items) else items)
+    for p, items in enumerate(promoted or ()):
+        parts[p].append(items[allowed[p, items]])
     out = [np.unique(np.concatenate(p)) if p else np.empty(0, dtype=np.int64) for p in parts]
     block.fill(ctx, out)  # with approximate retrieval, only the candidates get scores
     return out

@@ -501,6 +501,10 @@ def validate_table(
         for c in df.columns:
             if c not in out.columns:
                 out[c] = _as_text(df[c]).astype(str)
+    if schema.name == "items":  # a shop's own attributes: the policy decides who reads them
+        for c in df.columns:
+            if c not in out.columns and not str(c).startswith("_"):
+                out[c] = df[c] if pd.api.types.is_numeric_dtype(df[c]) else _as_text(df[c])
 
     accepted = _finish(out, chk, schema, file, report, strict)
     return dedupe_table(accepted, schema, report, strict=strict) if dedupe else accepted

@@ -61,6 +61,10 @@ MESSAGES: dict[str, str] = {
     "why_no_consent": "you chose not to receive personalized recommendations",
     "why_no_history": "we have no history for you yet",
     "why_no_profiling": "recommendations without profiling",
+    "promoted": "Promoted by the shop",
+    "new_arrival": "New at the shop",
+    "new_in": "New in {category}, which you often choose ({count} of your last {total} items)",
+    "short_list": "{text} (added because few items match the rules of this list)",
 }
 
 
@@ -206,6 +210,18 @@ def _diversity(ev: Evidence, titles: Titles) -> str:
 @template(Fact.ITEM_GROUP)
 def _item_group(ev: Evidence, titles: Titles) -> str:
     return MESSAGES["item_group"]
+
+
+@template(Fact.PROMOTED)
+def _promoted(ev: Evidence, titles: Titles) -> str:
+    return MESSAGES["promoted"]
+
+
+@template(Fact.NEW_IN)
+def _new_in(ev: Evidence, titles: Titles) -> str | None:
+    if ev.window_days is None or not 0 <= ev.window_days <= NEW_DAYS:
+        return None
+    return MESSAGES["new_in"].format(category=ev.category, count=ev.count, total=ev.total)
 
 
 def render(ev: Evidence, titles: Titles) -> str | None:

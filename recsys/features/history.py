@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -97,6 +97,24 @@ class History:
         return frozenset(EVENTS[c] for c in np.unique(self.event))
 
 
+CATALOG_COLUMNS = frozenset(
+    {"item_id", "title", "category", "brand", "price", "seller_id", "in_stock", "created_at"}
+)
+
+
+def attribute_array(s: pd.Series) -> np.ndarray:
+    """An extra item column as float (numbers), bool (true/false) or text."""
+    if pd.api.types.is_bool_dtype(s):
+        return s.to_numpy(dtype=bool)
+    if pd.api.types.is_numeric_dtype(s):
+        return s.to_numpy(dtype=float)
+    text = s.astype(object).where(s.notna(), "").astype(str).str.strip()
+    num = pd.to_numeric(text.where(text != "", None), errors="coerce")
+    if len(text) and (text != "").any() and not (num.isna() & (text != "")).any():
+        return num.to_numpy(dtype=float)
+    return text.to_numpy(dtype=object)
+
+
 @dataclass(frozen=True)
 class Catalog:
     """Item attributes as arrays indexed like the item vocabulary."""
@@ -112,6 +130,9 @@ class Catalog:
     created: np.ndarray | None
     """Unix seconds, NaN where unknown."""
     in_stock: np.ndarray
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)
+    """Every other item column the shop supplied and the policy allowed (numbers as float,
+    true/false as bool, the rest as text): what filter expressions may also name."""
 
     @classmethod
     def from_frame(cls, items: pd.DataFrame) -> Catalog:
@@ -144,7 +165,26 @@ class Catalog:
         if seller is not None and not (seller != "").any():
             seller = None
         title = items["title"].to_numpy(dtype=object)
-        return cls(vocab, title, tuple(cats), ic, brand, price, seller, created, stock)
+        attrs = {
+            c: attribute_array(items[c])
+            for c in items.columns
+            if c not in CATALOG_COLUMNS and not str(c).startswith("_")
+        }
+        return cls(vocab, title, tuple(cats), ic, brand, price, seller, created, stock, attrs)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The catalogue as an items table (canonical columns, then the extra attributes)."""
+        cats = [CATEGORY_SEP.join(self.categories_of(i)) for i in range(len(self.items))]
+        df = pd.DataFrame({"item_id": self.items.ids, "title": self.title, "category": cats})
+        for name, col in (("brand", self.brand), ("price", self.price), ("seller_id", self.seller)):
+            if col is not None:
+                df[name] = col
+        df["in_stock"] = self.in_stock
+        if self.created is not None:
+            df["created_at"] = pd.to_datetime(self.created, unit="s", utc=True).as_unit("s")
+        for name, col in self.attributes.items():
+            df[name] = col
+        return df
 
     @cached_property
     def category_codes(self) -> np.ndarray:

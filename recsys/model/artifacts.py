@@ -139,6 +139,10 @@ def _versions() -> dict[str, str]:
     return out
 
 
+ATTR = "item_attr."
+"""Array-name prefix of the catalogue's extra attributes (``Catalog.attributes``)."""
+
+
 def model_arrays(model: FittedModel) -> dict[str, np.ndarray]:
     ctx = model.ctx
     cat, h = ctx.catalog, ctx.history
@@ -171,6 +175,8 @@ def model_arrays(model: FittedModel) -> dict[str, np.ndarray]:
 
 # --- canonical, authenticated manifest ---------------------------------------------------------
     if ctx.shop is not None:
+    for name, col in cat.attributes.items():  # extra item columns the policy allowed (#15)
+        arrays[ATTR + name] = col if col.dtype != object else _text(col)
         arrays.update(ctx.shop.to_arrays())
     if ctx.seen is not None:
         arrays["seen_indptr"] = ctx.seen.indptr.astype(np.int64)
@@ -501,6 +507,9 @@ def _model(
         items["seller_id"] = a["item_seller"].astype(object)
     if "item_created" in a:
         items["created_at"] = pd.to_datetime(a["item_created"], unit="s", utc=True).as_unit("s")
+    for name in sorted(n for n in a if n.startswith(ATTR)):
+        col = a[name]
+        items[name.removeprefix(ATTR)] = col.astype(object) if col.dtype.kind == "U" else col
     catalog = Catalog.from_frame(items)
     history = History(
         Vocabulary(a["user_ids"].astype(object)), catalog.items, a["history_indptr"],

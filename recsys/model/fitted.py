@@ -14,12 +14,15 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import scipy.sparse as sp
 
 from recsys.config import RecommenderConfig
 from recsys.explain.reasons import Sensitivity, sensitive_items
 from recsys.features.context import FeatureContext
-from recsys.features.history import History, Vocabulary
+from recsys.features.history import Catalog, History, Vocabulary
 from recsys.features.registry import REGISTRY, Feature
+from recsys.features.stats import Cooccurrence
 from recsys.privacy.policy import Policy
 from recsys.ranking.additive import AdditiveModel
 from recsys.rerank.groups import item_group
@@ -76,6 +79,55 @@ class FittedModel:
             "collaborative": self.config.collaborative.model_dump(),
             "data_cutoff": str(np.datetime64(self.cutoff, "s")),
         }
+
+    def with_items(self, items: pd.DataFrame) -> FittedModel:
+        """A new model whose catalogue has ``items`` added (new ids, after the known ones) or
+        updated (known ids: price, stock ...); only the columns the policy lets the purpose read
+        are kept. New items get zero collaborative factors (the content source and the ranker's
+        content features reach them) and no history. This model is left as it was."""
+        allowed = [
+            c for c in items.columns if self.policy.purposes[self.purpose].allows("items", c)
+        ]
+        items = items[allowed]
+        ctx, old = self.ctx, self.ctx.catalog.to_frame().set_index("item_id")
+        upd = items.set_index("item_id")
+        known = upd.index.isin(old.index)
+        merged = old.copy()
+        for col in upd.columns:
+            if col not in merged:
+                merged[col] = pd.Series(np.nan, index=merged.index, dtype=upd[col].dtype)
+            merged.loc[upd.index[known], col] = upd.loc[known, col]
+        new = upd[~known].reindex(columns=merged.columns)
+        frame = pd.concat([merged, new]).rename_axis("item_id").reset_index()
+        catalog = Catalog.from_frame(frame)
+        n_new = len(catalog.items) - len(old)
+        h = ctx.history
+        history = History(h.users, catalog.items, h.indptr, h.item, h.ts, h.event, h.value)
+        collab = copy.deepcopy(ctx.collab)
+        if n_new:
+            zeros = np.zeros((n_new, collab.item_factors_.shape[1]), collab.item_factors_.dtype)
+            collab.item_factors_ = np.vstack([collab.item_factors_, zeros])
+            collab.set_norms()
+            if collab.index_ is not None:
+                collab.build_index(self.config.collaborative)
+        seen = ctx.seen
+        if seen is not None:
+            seen = sp.csr_matrix(
+                (seen.data, seen.indices, seen.indptr), shape=(seen.shape[0], len(catalog.items))
+            )
+        shop = None
+        if ctx.shop is not None:
+            shop = dataclasses.replace(
+                ctx.shop, n_items=len(catalog.items), cooc_table=None, _cache={}
+            )
+        cooc = None
+        if ctx.cooc is not None:  # new items have no neighbours yet
+            c = ctx.cooc
+            cooc = Cooccurrence(
+                np.concatenate([c.indptr, np.full(n_new, c.indptr[-1])]), c.indices, c.counts
+            )
+        new_ctx = FeatureContext(history, catalog, collab, cooc=cooc, shop=shop, seen=seen)
+        return dataclasses.replace(self, ctx=new_ctx)
 
     def without_user(self, key: str) -> tuple[FittedModel, dict[str, int]]:
         """A new model with user ``key`` erased: history and user factor removed, the factors

@@ -18,7 +18,7 @@ import numpy as np
 
 from recsys.candidates.sources import block_candidates, trending_list
 from recsys.errors import ConfigError
-from recsys.explain.explainer import Explainer
+from recsys.explain.explainer import WHY, Explainer
 from recsys.features.context import UserBlock, UserState
 from recsys.features.fresh import FreshEvents
 from recsys.features.history import EVENT_CODE
@@ -28,6 +28,8 @@ from recsys.privacy.consent import ConsentStore
 from recsys.privacy.pseudonym import Pseudonymizer
 from recsys.ranking.scorer import Scorer
 from recsys.rerank.stages import RerankConfig, RerankInput, rerank_many
+from recsys.rules import reasons as rule_reasons
+from recsys.rules.apply import RuleEngine, popular
 from recsys.types import ItemList, Query, Recommendation, Recommendations
 
 if TYPE_CHECKING:  # accountability hooks (recsys.audit), never imported from here
@@ -80,9 +82,12 @@ class Pipeline:
             model.config.reasons.max_clauses, model.config.reasons.rules,
         )  # fmt: skip
         self.rerank_input = RerankInput(ctx=model.ctx, groups=model.groups)
+        self.rules = RuleEngine(model.config.rules, model.ctx.catalog)
+        """Filters, short lists and promotions (:mod:`recsys.rules`)."""
 
     def check_rerank(self, cfg: RerankConfig) -> None:
         """Unknown item groups are errors, never a silently disabled fairness stage."""
+        RuleEngine.promotions(cfg)  # promotions before fairness, never after
         for name in cfg.group_names():
             if name not in self.model.policy.item_groups:
                 raise ConfigError(
@@ -161,6 +166,8 @@ class Pipeline:
         notes: list[dict[str, Any]] = [{} for _ in queries]
         if self.hooks is not None:  # feedback and overrides: more exclusions, on every path
             queries, notes = self.hooks.before(self.model, queries, self.key_of)
+        for q in queries:
+            self.rules.check(q)  # an unknown field is an error, not an empty list
         resolved = self.resolve(queries)
         result: list[Recommendations | None] = [None] * len(queries)
         personal = [(p, r) for p, r in enumerate(resolved) if r.why is None]
@@ -174,9 +181,23 @@ class Pipeline:
             ]
             block = UserBlock.build(ctx, states)
             exclude = [ctx.catalog.items.index(list(r.query.exclude)) for _, r in personal]
-            cands = block_candidates(ctx, block, self.model.config.candidates, exclude)
-            scored = self.scorer(ctx, block, cands)
             queries_p = [r.query for _, r in personal]
+            allowed = self.rules.allowed(ctx, states, queries_p, [st.as_of for st in states])
+            cfgs = [self._rerank_config(q) for q in queries_p]
+            promoted = [self.rules.promoted(c) for c in cfgs]
+            cands = block_candidates(
+                ctx, block, self.model.config.candidates, exclude, allowed, promoted
+            )
+            cands, filled = self.rules.fill(
+                ctx, states, cands, allowed, exclude, [q.k for q in queries_p]
+            )
+            block.fill(ctx, cands)
+            scored = [
+                self.rules.within_depth(lst, pr, c.depth, q.k)
+                for lst, pr, c, q in zip(
+                    self.scorer(ctx, block, cands), promoted, cfgs, queries_p, strict=True
+                )
+            ]
             if reranker is not None:
                 finals = [
                     reranker(st, lst, q)
@@ -184,8 +205,11 @@ class Pipeline:
                 ]
             else:
                 finals = self._rerank(queries_p, states, scored)
-            for (p, r), st, final in zip(personal, states, finals, strict=True):
-                result[p] = self._recommendations(r.query, self.explainer(ctx, st, final), True)
+            for (p, r), st, final, fill in zip(personal, states, finals, filled, strict=True):
+                lst = rule_reasons.finish(
+                    self.explainer, ctx, st, self.explainer(ctx, st, final), fill
+                )
+                result[p] = self._recommendations(r.query, lst, True)
         out = [r for r in result if r is not None]
         if self.hooks is None and self.sink is None:
             return out
@@ -229,10 +253,23 @@ class Pipeline:
         ctx = self.model.ctx
         ex = ctx.catalog.items.index(list(q.exclude))
         as_of = self.as_of(q)
-        items, counts, _ = trending_list(ctx, as_of, q.k, ex)
+        allowed = self.rules.allowed(ctx, [None], [q], [as_of])  # no history is read
+        ok = ctx.catalog.in_stock.copy() if allowed is None else allowed[0] & ctx.catalog.in_stock
+        ok[ex[ex >= 0]] = False
+        items, counts, _ = trending_list(ctx, as_of, q.k, np.flatnonzero(~ok))
+        filled: set[int] = set()
+        if len(items) < q.k and self.model.config.rules.fill_short:
+            more = [i for i in popular(ctx, ok).tolist() if i not in set(items)]
+            filled = set(more[: q.k - len(items)])
+            items = np.concatenate([items, np.asarray(more[: q.k - len(items)], dtype=np.int64)])
+            counts = np.concatenate([counts, np.zeros(len(filled))])
         lst = ItemList.from_indices(items, ctx.catalog.items.ids, score=counts.astype(float))
+        lst, promoted = self.rules.place_plain(self._rerank_config(q), lst, ok, q.k)
         key = self.key_of(q.user_id) if why != "no_consent" else None
         reasons = self.explainer.not_personalized(ctx, lst, as_of, why, key)
+        reasons = rule_reasons.finish_plain(
+            self.explainer, ctx, reasons, promoted, filled, WHY[why], key
+        )
         return self._recommendations(q, reasons, False)
 
     def _recommendations(self, q: Query, lst: ItemList, personalized: bool) -> Recommendations:
@@ -252,7 +289,10 @@ class Pipeline:
             )
             for r, item_id in enumerate(map(str, lst.ids.tolist()))
         )
-        return Recommendations(q.user_id, recs, personalized=personalized, request_id=q.request_id)
+        return Recommendations(
+            q.user_id, recs, personalized=personalized, request_id=q.request_id,
+            shortfall=max(0, q.k - len(recs)),
+        )  # fmt: skip
 
     # --- one item, for explanations and audits ---------------------------------------------------
     def explain_item(self, q: Query, item_id: str, *, drop: Sequence[str] = ()) -> Recommendation:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys.rules.filters import parse
 from recsys.types import Event, Query
 
 CONTEXT_KEYS = frozenset({"time", "basket"})
@@ -35,9 +36,11 @@ def make_query(
     context: Mapping[str, Any] | None = None,
     request_id: str | None = None,
     events: Iterable[Event | Mapping[str, Any]] = (),
+    filters: str | Iterable[str] | Mapping[str, Iterable[str]] | None = None,
 ) -> Query:
     """``context`` describes the request: ``time`` (as ``as_of``: what "now" is for trending
-    and re-buy cycles) and ``basket`` (item ids already in the basket, left out)."""
+    and re-buy cycles) and ``basket`` (item ids already in the basket, left out). ``filters``:
+    expressions every item must match, or ``{"include": [...], "exclude": [...]}``."""
     if context:
         unknown = sorted(set(context) - CONTEXT_KEYS)
         if unknown:
@@ -48,9 +51,33 @@ def make_query(
             as_of = context["time"]
         exclude = [*exclude, *context.get("basket", ())]
     evs = tuple(to_event(e) for e in events)
+    include, excl = filter_lists(filters)
     return Query(
-        str(user_id), k, to_epoch(as_of), tuple(exclude), personalized, rerank, request_id, evs
-    )
+        str(user_id), k, to_epoch(as_of), tuple(exclude), personalized, rerank, request_id, evs,
+        include, excl,
+    )  # fmt: skip
+
+
+def filter_lists(
+    filters: str | Iterable[str] | Mapping[str, Iterable[str]] | None,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(include, exclude) expressions of a call's ``filters``, each parsed (a bad one raises a
+    :class:`~recsys.rules.filters.FilterError` naming its column)."""
+    if filters is None:
+        return (), ()
+    if isinstance(filters, str):
+        include, excl = (filters,), ()
+    elif isinstance(filters, Mapping):
+        unknown = sorted(set(filters) - {"include", "exclude"})
+        if unknown:
+            raise ValueError(f"unknown filters key(s) {unknown}; known: ['exclude', 'include']")
+        one = [filters.get("include", ()), filters.get("exclude", ())]
+        include, excl = ((f,) if isinstance(f, str) else tuple(f) for f in one)
+    else:
+        include, excl = tuple(filters), ()
+    for f in (*include, *excl):
+        parse(f)
+    return tuple(include), tuple(excl)
 
 
 def to_event(e: Event | Mapping[str, Any]) -> Event:

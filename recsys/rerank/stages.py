@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from recsys.features.context import FeatureContext, UserState
 from recsys.rerank.algorithms import calibrate, fair_topk, mmr_many
 from recsys.rerank.overrides import Overrides
+from recsys.rerank.promotions import NewArrivals, Promotions
 from recsys.types import ItemList, Stage
 
 
@@ -136,7 +137,9 @@ class FairTopK(StageBase):
         return items.take(fair_topk(group[items.items], k, self.proportion, self.significance))
 
 
-RerankStage = Annotated[MMR | Calibration | FairTopK | Overrides, Field(discriminator="kind")]
+RerankStage = Annotated[
+    MMR | Calibration | FairTopK | Overrides | Promotions | NewArrivals, Field(discriminator="kind")
+]
 
 
 def default_stages() -> list[RerankStage]:

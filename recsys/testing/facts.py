@@ -35,6 +35,8 @@ class FactChecker:
     policy: Policy | None = None
     rules: ReasonRules = field(default_factory=ReasonRules)
     as_of: pd.Timestamp | None = None
+    promoted: frozenset[str] = frozenset()
+    """Item ids the shop promotes (a "Promoted by the shop" reason holds only for these)."""
 
     def __post_init__(self) -> None:
         inter = self.data.interactions.copy()
@@ -290,3 +292,29 @@ def _usual_price(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> boo
     price = round(float(fc.items.loc[item, "price"]), 2)
     band = fc.rules.price_band
     return median == ev.value and price == ev.price and 1 / band <= price / median <= band
+
+
+@checker(Fact.PROMOTED)
+def _promoted(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool:
+    return ev.item_id == item and item in fc.promoted
+
+
+@checker(Fact.NEW_IN)
+def _new_in(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> bool:
+    """Listed on ``date``, ``window_days`` before the request, nobody has chosen it yet, and it
+    is in one of the reader's often-chosen categories (with the stated share)."""
+    row = fc.items.loc[item]
+    created = row["created_at"]
+    if pd.isna(created) or created.strftime("%Y-%m-%d") != ev.date:
+        return False
+    age = (fc.as_of - created) // pd.Timedelta(days=1)
+    in_cat = ev.category in str(row["category"]).split(CATEGORY_SEP)
+    return (
+        age == ev.window_days
+        and 0 <= age <= 90
+        and in_cat
+        and not len(fc.shop_rows(item))
+        and not (fc.inter["item_id"] == item).any()
+        and _share(fc, user_key, "category", ev.category, ev)
+        and fc.top(user_key, "category", ev.category, min_count=True)
+    )
