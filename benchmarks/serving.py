@@ -36,6 +36,7 @@ import io
 import json
 import platform
 import pstats
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -186,7 +187,7 @@ def main() -> None:
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("RECSYS_STATE_DIR", str(out / ".serving-state"))
+    os.environ.setdefault("RECSYS_STATE_DIR", tempfile.mkdtemp(prefix="recsys-serving-"))
     result = {
         "command": "OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/serving.py "
         + " ".join(os.sys.argv[1:]),

@@ -36,8 +36,8 @@ from typing import IO, Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from recsys import __version__, atomic
 from recsys.candidates.ann import AnnIndex
@@ -55,9 +55,9 @@ from recsys.errors import (
 )
 from recsys.features.context import FeatureContext
 from recsys.features.history import Catalog, History, Vocabulary
+from recsys.features.shop import ShopStats
 from recsys.features.stats import Cooccurrence
 from recsys.model.fitted import FittedModel
-from recsys.features.shop import ShopStats
 from recsys.privacy.policy import Policy
 from recsys.privacy.pseudonym import Pseudonymizer
 from recsys.ranking.additive import AdditiveModel
@@ -162,6 +162,11 @@ def model_arrays(model: FittedModel) -> dict[str, np.ndarray]:
         **ctx.cooc.to_arrays(),
         **model.ranker.to_arrays(),
     }
+    if ctx.shop is not None:
+        arrays.update(ctx.shop.to_arrays())
+    if ctx.seen is not None:
+        arrays["seen_indptr"] = ctx.seen.indptr.astype(np.int64)
+        arrays["seen_indices"] = ctx.seen.indices.astype(np.int64)
     if cat.brand is not None:
         arrays["item_brand"] = _text(cat.brand)
     if cat.price is not None:
@@ -170,17 +175,12 @@ def model_arrays(model: FittedModel) -> dict[str, np.ndarray]:
         arrays["item_seller"] = _text(cat.seller)
     if cat.created is not None:
         arrays["item_created"] = cat.created.astype(float)
+    for name, col in cat.attributes.items():  # extra item columns the policy allowed (#15)
+        arrays[ATTR + name] = col if col.dtype != object else _text(col)
     return arrays
 
 
 # --- canonical, authenticated manifest ---------------------------------------------------------
-    if ctx.shop is not None:
-    for name, col in cat.attributes.items():  # extra item columns the policy allowed (#15)
-        arrays[ATTR + name] = col if col.dtype != object else _text(col)
-        arrays.update(ctx.shop.to_arrays())
-    if ctx.seen is not None:
-        arrays["seen_indptr"] = ctx.seen.indptr.astype(np.int64)
-        arrays["seen_indices"] = ctx.seen.indices.astype(np.int64)
 def _mac_input(body: dict[str, Any]) -> bytes:
     """The bytes the HMAC covers: the manifest without its ``hmac``, compact and key-sorted."""
     rest = {k: v for k, v in body.items() if k != "hmac"}

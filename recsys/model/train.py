@@ -72,7 +72,6 @@ def train(
     catalog = Catalog.from_frame(md.items)
     ctx = build_context(md.interactions, catalog, ImplicitModel.from_config(config.collaborative))
     ctx.collab.build_index(config.collaborative)  # serving's retrieval index (issue #13)
-    ctx.collab.build_index(config.collaborative)  # serving's retrieval index (issue #13)
     # what reasons state and what is never offered again come from every retained row
     ctx.shop = ShopStats.from_frame(md.retained, catalog.items, config.training.relevant_rating)
     remember = policy.purpose(config.purpose).remember_seen
