@@ -84,6 +84,12 @@ class ImplicitModel(BaseEstimator):
         else:
             self.index_ = None
 
+    def check_fitted(self) -> None:
+        """``check_is_fitted`` for the request path (sklearn's walks the estimator's tags: a
+        fifth of a millisecond a call)."""
+        if "item_factors_" not in self.__dict__:
+            check_is_fitted(self, "item_factors_")
+
     @property
     def reg_(self) -> float:
         """The regularization in force (the algorithm's default when none was given)."""
@@ -170,7 +176,7 @@ class ImplicitModel(BaseEstimator):
 
     def scores(self, u: int) -> np.ndarray:
         """Scores of every item for user index ``u``."""
-        check_is_fitted(self, "item_factors_")
+        self.check_fitted()
         return self.item_factors_ @ self.user_factors_[u]
 
     def explainer(
@@ -182,7 +188,7 @@ class ImplicitModel(BaseEstimator):
         ALS: the exact split of the least-squares solution ``x_u = A^-1 Y^T C p`` (as in
         ``implicit``'s ``explain``), with ``A`` factorized once per user; BPR: factor similarity.
         """
-        check_is_fitted(self, "item_factors_")
+        self.check_fitted()
         Y = self.item_factors_
         yh = Y[history].astype(np.float64)
         if self.algorithm != "als":
@@ -203,7 +209,7 @@ class ImplicitModel(BaseEstimator):
 
     def user_vector(self, history: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Solve a user's factor from a history (the ALS user step); BPR has no such step."""
-        check_is_fitted(self, "item_factors_")
+        self.check_fitted()
         if self.algorithm != "als":
             raise NotImplementedError("only ALS user factors can be re-solved from a history")
         yh = self.item_factors_[history].astype(np.float64)

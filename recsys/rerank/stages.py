@@ -37,8 +37,8 @@ def similarity(ctx: FeatureContext, items: np.ndarray, factor_weight: float) -> 
 
 def similarity_many(ctx: FeatureContext, items: np.ndarray, factor_weight: float) -> np.ndarray:
     """:func:`similarity` for lists x positions of items at once: lists x positions x positions."""
-    unit = ctx.collab.item_unit_[items].astype(np.float64)
-    cos = unit @ unit.transpose(0, 2, 1)
+    unit = ctx.collab.item_unit_[items]  # float32: a similarity needs no more digits
+    cos = (unit @ unit.transpose(0, 2, 1)).astype(np.float64)
     codes = ctx.catalog.category_codes[items]
     a, b = codes[:, :, None, :, None], codes[:, None, :, None, :]
     inter = ((a == b) & (a >= 0)).sum(axis=(3, 4)).astype(np.float64)
