@@ -178,6 +178,7 @@ def _write_table(df: pd.DataFrame, path: Path) -> None:
 
 
 def demo(args: argparse.Namespace) -> int:
+    from recsys.cli.demo_rules import show_rules
     from recsys.data.synthetic import END
     from recsys.recommender import Recommender
 
@@ -215,6 +216,7 @@ def demo(args: argparse.Namespace) -> int:
             print(f"\ncustomer {user}{label}")
             for r in recs:
                 print(f"  {r.rank}. {r.title} ({r.item_id})\n     {r.reason.text}")
+    show_rules(rec, ds.items, show[0])  # one promoted and one new item (issue #15)
     out = pd.DataFrame(rows)
     path = out_dir / "recommendations.csv"
     _write_table(out, path)

@@ -132,6 +132,14 @@ def place(
         return lst.with_column(column, before)
     chosen_pos = [pos_of[i] for i in chosen]
     others = [n for n in range(len(lst)) if n not in set(chosen_pos)]
+    # items an earlier reserved-slot stage placed keep their place in the top k
+    held = np.zeros(len(lst), dtype=bool)
+    for name in (PROMOTED, NEW_ARRIVAL):
+        if name != column and name in lst:
+            held |= lst.column(name).astype(bool)
+    others = [n for n in others if n < top and held[n]] + [
+        n for n in others if not (n < top and held[n])
+    ]
     head = others[: top - len(chosen)]
     tail = others[top - len(chosen) :]
     slots: list[int | None] = [None] * top
