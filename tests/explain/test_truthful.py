@@ -105,6 +105,7 @@ def _with(r: Recommendation, *evidence: Evidence) -> Recommendation:
         (Fact.CATEGORY_SHARE, {"count": 1}),  # "often" with one item
         (Fact.USUAL_PRICE, {"price": "x5"}),  # five times the median is not "like"
         (Fact.TRENDING, {"count": 2}),  # "popular right now" with 2 customers
+        (Fact.TRENDING, {"count": "+1"}),  # purchases or units counted, not customers
     ],
 )
 def test_the_checker_refuses_a_planted_misleading_fact(
@@ -204,3 +205,11 @@ def test_the_seen_memory_and_shop_numbers_are_listed_and_erased(fitted, small_sh
     assert erased.ctx.shop.users.get(key) < 0
     assert erased.ctx.seen.shape[0] == fitted.model_.ctx.seen.shape[0] - 1
     assert erased.ctx.shop.customers.sum() < fitted.model_.ctx.shop.customers.sum()
+
+
+def test_items_sharing_a_title_are_one_product(fitted, small_shop) -> None:
+    titles = small_shop.items.set_index("item_id")["title"].str.casefold()
+    assert titles.duplicated().any()  # the shop lists some products twice
+    for recs in fitted.recommend_many([str(u) for u in small_shop.users["user_id"]], k=10):
+        shown = [titles[r.item_id] for r in recs]
+        assert len(shown) == len(set(shown)), shown
