@@ -14,13 +14,13 @@ def temporal_split(inter: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, 
     """
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}")
-    inter, pos, n = _by_user_and_time(inter)
+    inter, pos, n = by_user_and_time(inter)
     n_late = np.maximum(1, np.round(n * fraction)).astype(int)
     late = (pos >= n - n_late) & (n > 1)
     return inter[~late], inter[late]
 
 
-def _by_user_and_time(
+def by_user_and_time(
     inter: pd.DataFrame,
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
     """Rows sorted by user id, then time (stable); per row its position among its user's rows
@@ -38,7 +38,7 @@ def _by_user_and_time(
 
 def last_n_split(inter: pd.DataFrame, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each user's newest ``n`` events versus the rest (users keep at least one earlier event)."""
-    inter, pos, size = _by_user_and_time(inter)
+    inter, pos, size = by_user_and_time(inter)
     rank = size - 1 - pos
     late = (rank < n) & (rank < size - 1)
     return inter[~late], inter[late]

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from recsys.data.dataset import Dataset
+from recsys.data.splits import by_user_and_time
 from recsys.privacy.policy import MODEL_PURPOSES, Policy, ProtectedAttributeError
 from recsys.privacy.pseudonym import Pseudonymizer
 
@@ -101,9 +102,8 @@ class MinimizedData:
 
 def cap_history(inter: pd.DataFrame, cap: int) -> pd.Series:
     """Which events to keep so that each user has at most their ``cap`` newest (a mask)."""
-    inter = inter.sort_values(["user_id", "timestamp"], kind="stable")
-    newest_rank = inter.groupby("user_id").cumcount(ascending=False)
-    return (newest_rank < cap).reindex(inter.index)
+    ordered, pos, n = by_user_and_time(inter)
+    return pd.Series(n - 1 - pos < cap, index=ordered.index).reindex(inter.index)
 
 
 def weak_ratings(inter: pd.DataFrame, min_rating: float) -> pd.Series:
