@@ -84,8 +84,13 @@ class Recommender:
         return self.use(model)
 
     def use(self, model: FittedModel) -> Self:
-        """Serve ``model`` from the next request on (requests in flight finish on the old one)."""
-        self.pipeline_ = Pipeline(model, self.consent_store_, pseudonymizer=self.pseudonymizer)
+        """Serve ``model`` from the next request on (requests in flight finish on the old one);
+        an attached audit sink and accountability hooks carry over."""
+        old = self.__dict__.get("pipeline_")
+        extra = {"sink": old.sink, "hooks": old.hooks} if old is not None else {}
+        self.pipeline_ = Pipeline(
+            model, self.consent_store_, pseudonymizer=self.pseudonymizer, **extra
+        )
         return self
 
     @property
@@ -166,13 +171,8 @@ class Recommender:
     def counterfactual_score(
         self, user_id: str, item_id: str, drop: Iterable[str], *, as_of: Any = None
     ) -> tuple[float, float]:
-        """The item's score with the user's vector re-solved from their full history, and with
-        ``drop`` removed from it (ALS only): does that evidence matter?"""
-        p, q = self.pipeline, self.query(user_id, as_of=as_of)
-        return (
-            p.explain_item(q, item_id, drop=[]).score,
-            p.explain_item(q, item_id, drop=list(drop)).score,
-        )
+        """The item's score from the user's full history, and with ``drop`` removed (ALS)."""
+        return self.pipeline.counterfactual(self.query(user_id, as_of=as_of), item_id, drop)
 
     # --- persistence --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:

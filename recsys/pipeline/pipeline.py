@@ -10,7 +10,7 @@ exactly what one call per user returns.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -293,6 +293,12 @@ class Pipeline:
             q.user_id, recs, personalized=personalized, request_id=q.request_id,
             shortfall=max(0, q.k - len(recs)),
         )  # fmt: skip
+
+    def counterfactual(self, q: Query, item_id: str, drop: Iterable[str]) -> tuple[float, float]:
+        """The item's score with the user's vector re-solved from their full history, and with
+        ``drop`` removed from it (ALS only): does that evidence matter?"""
+        full = self.explain_item(q, item_id, drop=[]).score
+        return full, self.explain_item(q, item_id, drop=list(drop)).score
 
     # --- one item, for explanations and audits ---------------------------------------------------
     def explain_item(self, q: Query, item_id: str, *, drop: Sequence[str] = ()) -> Recommendation:
