@@ -62,8 +62,8 @@ class ShopStats:
         )
         return cls(
             users=users,
-            user=users.index(rows["user_id"])[ok].astype(np.int64),
-            item=item[ok].astype(np.int64),
+            user=users.index(rows["user_id"])[ok].astype(np.int32),
+            item=item[ok].astype(np.int32),
             ts=rows["timestamp"].to_numpy(dtype="datetime64[s]").astype(np.int64)[ok],
             event=rows["event"].map(EVENT_CODE).to_numpy(dtype=np.int8)[ok],
             value=value[ok],
@@ -126,7 +126,7 @@ class ShopStats:
         hit = self._cache.get((day, days))
         if hit is None:
             m = self.is_signal & (self.ts >= day - days * DAY) & (self.ts < day)
-            pairs = np.unique(self.item[m] * len(self.users) + self.user[m])
+            pairs = np.unique(self.item[m].astype(np.int64) * len(self.users) + self.user[m])
             hit = np.bincount(pairs // max(len(self.users), 1), minlength=self.n_items)
             if len(self._cache) > 64:
                 self._cache.clear()
