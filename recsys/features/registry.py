@@ -374,8 +374,29 @@ def popularity(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np
 
 
 def popularity_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
-    only = next(iter(ctx.history.events_present)) if len(ctx.history.events_present) == 1 else None
-    return (Evidence(fact=Fact.CUSTOMERS, count=int(ctx.customers[item]), event=only),)
+    return customers_fact(ctx, st.key, item)
+
+
+def customers_fact(ctx: FeatureContext, key: str | None, item: int) -> tuple[Evidence, ...]:
+    """Other customers who ever did the signal event on ``item`` (every retained row)."""
+    shop = ctx.shop
+    if shop is None:
+        return ()
+    n, others = _others(shop, key, item, int(shop.customers[item]))
+    if n == 0:
+        return ()
+    return (Evidence(fact=Fact.CUSTOMERS, count=n, counted=shop.counted, others=others),)
+
+
+def _others(
+    shop: ShopStats, key: str | None, item: int, n: int, window: tuple[int, int] | None = None
+) -> tuple[int, bool]:
+    """``n`` customers less the reader when the reader is among them; and whether they were."""
+    if key is None or not shop.did(key, np.array([item]))[0]:
+        return n, False
+    if window is not None and not shop.did_between(key, item, *window):
+        return n, False
+    return max(n - 1, 0), True
 
 
 def average_rating(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
