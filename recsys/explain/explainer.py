@@ -23,6 +23,7 @@ from recsys.types import Evidence, Fact, ItemList, Reason, Stage
 WHY = {
     "no_consent": MESSAGES["why_no_consent"],
     "no_history": MESSAGES["why_no_history"],
+    "unknown": MESSAGES["why_unknown"],
     "no_profiling": MESSAGES["why_no_profiling"],
 }
 

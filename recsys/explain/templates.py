@@ -60,6 +60,7 @@ MESSAGES: dict[str, str] = {
     "shop_pick": "In stock at the shop",
     "why_no_consent": "you chose not to receive personalized recommendations",
     "why_no_history": "we have no history for you yet",
+    "why_unknown": "we do not know you yet",
     "why_no_profiling": "recommendations without profiling",
     "promoted": "Promoted by the shop",
     "new_arrival": "New at the shop",

@@ -133,7 +133,7 @@ class Pipeline:
             if not q.personalized:
                 why = "no_profiling"
             elif c is None and not visitor:
-                why = "no_history"  # a visitor we do not know yet
+                why = "unknown"  # a visitor we do not know (yet, or any more: erased)
             elif c is not None and not c.personalization:
                 why = "no_consent"
             elif u < 0 and not visitor:

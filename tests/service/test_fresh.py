@@ -56,11 +56,11 @@ def test_events_never_override_a_declined_consent(handle, small_shop) -> None:
     assert all("you chose not to receive personalized" in r.reason.text for r in recs)
 
 
-def test_an_unknown_visitor_is_told_we_have_no_history_not_that_they_declined(handle) -> None:
+def test_an_unknown_visitor_is_told_we_do_not_know_them_not_that_they_declined(handle) -> None:
     recs = handle.current.recommender.recommend("NEVER-SEEN", 5)
     assert not recs.personalized and len(recs)
     for r in recs:
-        assert "we have no history for you yet" in r.reason.text
+        assert "we do not know you yet" in r.reason.text
         assert "chose not" not in r.reason.text
 
 
@@ -71,7 +71,7 @@ def test_an_erased_user_is_not_told_they_declined(handle, small_shop) -> None:
     recs = handle.current.recommender.recommend(user, 5)
     assert not recs.personalized
     for r in recs:
-        assert "we have no history for you yet" in r.reason.text
+        assert "we do not know you yet" in r.reason.text
         assert "chose not" not in r.reason.text
 
 

@@ -66,7 +66,7 @@ def test_explanation_consent_and_fallback(client, handle, small_shop):
     r = client.get(f"/v1/users/{user}/recommendations").json()
     assert not r["personalized"] and "you chose not" in r["items"][0]["reason"]
     r = client.get("/v1/users/SOMEONE-NEW/recommendations").json()
-    assert not r["personalized"] and "no history for you yet" in r["items"][0]["reason"]
+    assert not r["personalized"] and "we do not know you yet" in r["items"][0]["reason"]
 
 
 @pytest.mark.parametrize(
