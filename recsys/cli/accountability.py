@@ -33,6 +33,34 @@ def _model(args: argparse.Namespace):
     return load_model(Path(args.model), pseudonymizer=pseudonymizer_from_args(args))
 
 
+def add_overrides_arg(p: argparse.ArgumentParser, *, audit: bool = False) -> None:
+    """``--overrides FILE`` (and, with ``audit``, ``--audit``) for a command that serves lists."""
+    p.add_argument(
+        "--overrides", metavar="TOML",
+        help="overrides file: blocked items and categories, brand caps, staff picks",
+    )  # fmt: skip
+    if audit:
+        p.add_argument(
+            "--audit", action="store_true",
+            help="record every list served in the state directory's audit trail",
+        )  # fmt: skip
+
+
+def attach_from_args(rec: Any, args: argparse.Namespace) -> Any:
+    """Attach ``--overrides`` and, with ``--audit``, the state database's audit trail to ``rec``
+    (a Recommender). A bad overrides file raises ConfigError naming the file, key and what was
+    expected (exit code 2). Returns ``rec``."""
+    overrides_file = getattr(args, "overrides", None)
+    audit = getattr(args, "audit", False) is True
+    if not overrides_file and not audit:
+        return rec
+    from recsys.audit import attach
+    from recsys.rerank.overrides import load_overrides
+
+    overrides = load_overrides(overrides_file, rec.key_of) if overrides_file else None
+    return attach(rec, sink=_trail(args) if audit else None, overrides=overrides)
+
+
 def audit_show(args: argparse.Namespace) -> int:
     from recsys.audit.report import why_text
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from recsys.cli.accountability import attach_from_args
 from recsys.cli.data_args import (
     load_from_args,
     pseudonymizer_from_args,
@@ -120,7 +121,7 @@ def _read_user_ids(path: str) -> list[str]:
 def recommend(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    rec = _load(args)
+    rec = attach_from_args(_load(args), args)  # --overrides, --audit
     users = [args.user] if args.user else _read_user_ids(args.users)
     rows: list[dict] = []
     results = []
@@ -324,6 +325,10 @@ def evaluate(args: argparse.Namespace) -> int:
     from recsys.privacy.policy import Policy
 
     cfg = _read_toml_model(EvaluationConfig, args.config) or EvaluationConfig()
+    if args.overrides:  # a bad file stops the command before the data is read
+        from recsys.rerank.overrides import load_overrides
+
+        load_overrides(args.overrides, str)
     if args.seed is not None:
         cfg.seed = args.seed
     policy = _read_toml_model(Policy, args.policy)
@@ -338,14 +343,19 @@ def evaluate(args: argparse.Namespace) -> int:
             bar.update(1)
 
         metrics, timings, _ = run_evaluation(
-            ds, cfg, policy=policy, progress=progress, baseline_recs=baseline
-        )
+            ds, cfg, policy=policy, progress=progress, baseline_recs=baseline,
+            overrides=args.overrides,
+        )  # fmt: skip
     minimization = None
     out = Path(args.out)
     if args.minimization:
         minimization = _minimization(ds, cfg, out, args.workers, args.minimization_seeds)
     for path in write_report(out, metrics, timings, cfg, minimization):
         print(f"wrote {path}")
+    if "overrides" in metrics:
+        from recsys.evaluation.overrides import effect_markdown
+
+        print(effect_markdown(metrics["overrides"]).splitlines()[-1])
     k = cfg.k
     p = metrics["protocol"]
     print(f"rules for every system: exclude {p['exclude']!r}, relevant {p['relevant']!r}")

@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--no-rerank", action="store_true", help="ranker order: no diversity/fairness")
     r.add_argument("--json", action="store_true", help="print the structured result as JSON")
+    accountability.add_overrides_arg(r, audit=True)
     r.set_defaults(func=commands.recommend)
 
     f = sub.add_parser(
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also measure the data minimization curve (history caps, retention)")  # fmt: skip
     ev.add_argument("--workers", type=int, default=2, help="processes for the minimization curve")
     ev.add_argument("--minimization-seeds", type=int, default=3, help="seeds averaged per setting")
+    accountability.add_overrides_arg(ev)  # the report gets the effect of the overrides
     ev.set_defaults(func=commands.evaluate)
 
     pol = sub.add_parser("policy", help="show or check a purpose policy")

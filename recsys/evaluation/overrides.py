@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from recsys.types import Recommendations
+
+if TYPE_CHECKING:
+    from recsys.evaluation.baselines import PipelineSystem
+    from recsys.evaluation.protocol import Exclusions
 
 
 def override_effect(
@@ -41,3 +46,28 @@ def effect_markdown(effect: dict[str, Any]) -> str:
         f"{effect['items_added']:,} brought in, {effect['staff_picks_shown']:,} staff picks "
         "shown.\n"
     )
+
+
+def system_effect(
+    system: PipelineSystem,
+    users: Sequence[str],
+    k: int,
+    exclusions: Exclusions | None,
+    path: str | Path,
+) -> dict[str, Any]:
+    """:func:`override_effect` of the overrides file at ``path`` on a fitted pipeline system's
+    lists for ``users`` (the same queries without and with it); the system is left as it was."""
+    from recsys.audit import attach
+    from recsys.rerank.overrides import load_overrides
+
+    rec = system.model_
+    overrides = load_overrides(path, rec.key_of)
+    before = system.recommend_lists(users, k, exclusions)
+    pipeline = rec.pipeline
+    kept = pipeline.sink, pipeline.hooks
+    attach(rec, overrides=overrides)
+    try:
+        after = system.recommend_lists(users, k, exclusions)
+    finally:
+        pipeline.sink, pipeline.hooks = kept
+    return override_effect(before, after, overrides.version)

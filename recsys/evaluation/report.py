@@ -12,6 +12,8 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from recsys.evaluation.overrides import effect_markdown
+
 METRIC_HELP: list[tuple[str, str]] = [
     ("NDCG@k", "How high the items the customer went on to choose sit in the list (1 = all at "
                "the top, 0 = none in the list); the main accuracy number."),
@@ -366,6 +368,8 @@ def _markdown(metrics: dict[str, Any], s: dict[str, Any], tabs: list[Table],
         md.append("")
     if minimization:
         md += ["## Data minimization", "", minimization["markdown"], ""]
+    if metrics.get("overrides"):
+        md += [effect_markdown(metrics["overrides"])]
     md += ["## Caveats", ""] + [f"- {c}" for c in CAVEATS] + [""]
     md += [
         f"Data fingerprint (SHA-256 of the canonical tables): `{metrics['data_fingerprint']}`. "
@@ -394,6 +398,14 @@ def environment() -> Environment:
     return env
 
 
+def _overrides_html(effect: dict[str, Any] | None) -> dict[str, str]:
+    """The overrides section's heading and sentence (empty without an overrides file)."""
+    if not effect:
+        return {}
+    heading, _, text = effect_markdown(effect).partition("\n\n")
+    return {"heading": heading.removeprefix("## "), "text": text.strip()}
+
+
 def render_report(
     out: Path, metrics: dict[str, Any], minimization: dict[str, Any] | None = None
 ) -> list[Path]:
@@ -412,6 +424,7 @@ def render_report(
         examples=metrics.get("examples", []),
         examples_system="recsys" if "recsys" in pipelines else (pipelines[0] if pipelines else ""),
         minimization=minimization["markdown"] if minimization else "", images=images,
+        overrides=_overrides_html(metrics.get("overrides")),
         caveats=CAVEATS, fingerprint=metrics["data_fingerprint"],
     )  # fmt: skip
     (out / "report.html").write_text(html)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 from recsys.config import RecommenderConfig, TomlModel
 from recsys.data.dataset import Dataset
 from recsys.data.splits import global_split, leave_one_out, temporal_split
+from recsys.errors import ConfigError
 from recsys.evaluation.audit import bootstrap_mean, group_accuracy
 from recsys.evaluation.baselines import (
     EASE,
@@ -148,14 +149,20 @@ def run_evaluation(
     progress: Callable[[str], None] = lambda m: None,
     baseline_recs: Mapping[str, Sequence[str]] | None = None,
     baseline_name: str = BASELINE_NAME,
+    overrides: str | Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, list[str]]]]:
     """Returns (metrics, timings, recommendations per system).
 
     ``baseline_recs`` are the shop's own lists (user id -> ranked item ids, e.g. read by
     :func:`~recsys.evaluation.metrics.read_recommendations`): scored as one more system under the
-    same rules, and the reference of the paired tests.
+    same rules, and the reference of the paired tests. ``overrides`` (an overrides file) is
+    applied to the full pipeline's lists ("recsys", else the first pipeline system) and its
+    effect goes into ``metrics["overrides"]``; the systems' metrics are those without it.
     """
     policy = policy or Policy.default()
+    if overrides is not None and not {"recsys", "recsys (no re-ranking)"} & set(cfg.systems):
+        raise ConfigError(f"{overrides}: overrides apply to the recsys pipeline; the evaluation "
+                          f"runs none (systems: {cfg.systems})")  # fmt: skip
     k = cfg.k
     protocol = Protocol.resolve(cfg.protocol, ds.interactions)
     if cfg.split.kind == "temporal":
@@ -265,6 +272,9 @@ def run_evaluation(
     all_recs: dict[str, dict[str, list[str]]] = {}
     per_user_ndcg: dict[str, np.ndarray] = {}
     examples: list[dict[str, Any]] = []
+    pipelines = [n for n, s in systems.items() if isinstance(s, PipelineSystem)]
+    effect_on = "recsys" if "recsys" in pipelines else (pipelines or [None])[0]
+    effect: dict[str, Any] | None = None
     runs: list[tuple[str, Any]] = list(systems.items())
     if baseline_recs is not None:
         runs.insert(0, (baseline_name, None))
@@ -317,6 +327,10 @@ def run_evaluation(
             m["footprint_cells"] = int(system.model_.model_.minimization["cells_kept"])
             if name == "recsys" or not examples:
                 examples = _examples(system, users, truth, exclusions, train, ds, cfg)
+            if overrides is not None and name == effect_on:
+                from recsys.evaluation.overrides import system_effect
+
+                effect = {"system": name, **system_effect(system, users, k, exclusions, overrides)}
         results[name] = m
         progress(f"evaluated {name}")
     reference, why = _reference(results, k, baseline_name if baseline_recs is not None else None)
@@ -344,6 +358,8 @@ def run_evaluation(
         },
         "examples": examples,
     }
+    if effect is not None:
+        metrics["overrides"] = effect
     return _r(metrics), timings, all_recs
 
 
