@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         import uvicorn
 
         from recsys.service.app import admin_token, create_app
+        from recsys.service.feedback import feedback_hook
         from recsys.service.handle import ModelHandle
     except ImportError as exc:
         raise ConfigError(
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     state = state_from_args(args)
     ps = pseudonymizer_from_args(args)
     store = SQLiteConsentStore(state.database)
-    handle = ModelHandle(args.model, pseudonymizer=ps, consent=store)  # refused here: exit 2
+    hook = feedback_hook(state.database)  # "not interested", honoured at the next request
+    handle = ModelHandle(args.model, pseudonymizer=ps, consent=store, prepare=hook)  # or exit 2
     print(f"serving model version {handle.version} of {args.model} on {args.host}:{args.port}")
     common = {"host": args.host, "port": args.port, "log_level": args.log_level}
     if args.workers == 1:

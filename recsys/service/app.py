@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from recsys import __version__
 from recsys.errors import ArtifactError, RecsysError
 from recsys.pipeline.query import make_query
+from recsys.service.feedback import feedback_hook, feedback_router
 from recsys.service.handle import ModelHandle
 from recsys.state import StateDir
 from recsys.types import Recommendation
@@ -357,6 +358,7 @@ def create_app(handle: ModelHandle, *, token: str | None = None) -> FastAPI:
     def ready() -> Status:
         return Status(model_version=handle.version, status="ready")
 
+    app.include_router(feedback_router(handle), responses={**errors, 403: {"model": Problem}})
     return app
 
 
@@ -367,7 +369,8 @@ def app_from_env() -> FastAPI:
 
     state = StateDir.resolve(os.environ.get("RECSYS_SERVE_STATE_DIR") or None)
     handle = ModelHandle(
-        FilePath(os.environ["RECSYS_SERVE_MODEL"]), consent=SQLiteConsentStore(state.database)
-    )
+        FilePath(os.environ["RECSYS_SERVE_MODEL"]), consent=SQLiteConsentStore(state.database),
+        prepare=feedback_hook(state.database),
+    )  # fmt: skip
     handle.watch(float(os.environ.get("RECSYS_SERVE_WATCH", "2")))
     return create_app(handle, token=admin_token(state))

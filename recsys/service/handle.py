@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,10 +70,14 @@ class ModelHandle:
         *,
         pseudonymizer: Pseudonymizer | None = None,
         consent: ConsentStore | None = None,
+        prepare: Callable[[Recommender], Any] | None = None,
     ) -> None:
+        """``prepare`` runs on every recommender the handle loads (e.g. attaching the audit
+        hooks, :func:`recsys.audit.attach`); forks for updates and erasures carry them over."""
         self.path = Path(path)
         self._pseudonymizer = pseudonymizer
         self._consent = consent
+        self._prepare = prepare
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
@@ -87,6 +91,8 @@ class ModelHandle:
             consent=self._consent,
         ).use(p.model)  # fmt: skip
         self._consent = rec.consent_store_  # one store for every version
+        if self._prepare is not None:
+            self._prepare(rec)
         return Served(rec, ModelInfo(p.version, p.manifest), p.pointer)
 
     @property
@@ -172,8 +178,11 @@ class ModelHandle:
 
     @staticmethod
     def _fork(rec: Recommender) -> Recommender:
-        """A new facade over the same model and stores: the snapshot in flight is not touched."""
-        return Recommender(
+        """A new facade over the same model and stores (audit sink and hooks too): the snapshot
+        in flight is not touched."""
+        new = Recommender(
             rec.config, policy=rec.policy, pseudonymizer=rec.pseudonymizer,
             consent=rec.consent_store_,
         ).use(rec.model_)  # fmt: skip
+        new.pipeline.sink, new.pipeline.hooks = rec.pipeline.sink, rec.pipeline.hooks
+        return new
