@@ -146,8 +146,9 @@ def attach(
     overrides: OverridesFile | None = None,
 ) -> Any:
     """Switch the audit trail, feedback and overrides on for ``rec``'s pipeline (a
-    :class:`~recsys.recommender.Recommender`). ``Recommender.use`` (``forget``, a reload) builds a
-    new pipeline: attach again after it. Returns ``rec``."""
+    :class:`~recsys.recommender.Recommender`); they carry over to the new pipeline that
+    ``Recommender.use`` builds (``forget``, a reload). ``attach(rec)`` switches all off. Returns
+    ``rec``."""
     p = rec.pipeline
     p.sink = sink
     p.hooks = Accountability(feedback, overrides) if (feedback or overrides) else None
