@@ -86,6 +86,9 @@ class Campaign(BaseModel):
     """Per-list re-ranking; default: the model's own configuration."""
     exposure: BatchExposureConfig | None = None
     """Batch-level exposure target for an item group across the whole send (off without it)."""
+    overrides: str | None = None
+    """A human-oversight overrides file (blocked items and categories, segment blocks, staff
+    picks; see the README's "Accountability"), applied to every e-mail; relative to this file."""
     unsubscribe_url: str = (
         "https://shop.example/unsubscribe?campaign={campaign}&customer={pseudonym}"
     )
@@ -114,6 +117,13 @@ class Campaign(BaseModel):
         if self.suppression is None:
             return None
         p = Path(self.suppression.file).expanduser()
+        base = self.source.parent if self.source is not None else Path.cwd()
+        return p if p.is_absolute() else base / p
+
+    def overrides_path(self) -> Path | None:
+        if self.overrides is None:
+            return None
+        p = Path(self.overrides).expanduser()
         base = self.source.parent if self.source is not None else Path.cwd()
         return p if p.is_absolute() else base / p
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from recsys.audit.hooks import Accountability
 from recsys.batch.campaign import Campaign
 from recsys.batch.exposure import Collect, ControllerState, ExposureController, calibrate_boost
 from recsys.features.history import EVENT_CODE
@@ -23,6 +24,7 @@ from recsys.model.fitted import FittedModel
 from recsys.pipeline.pipeline import Pipeline
 from recsys.privacy.consent import Consent
 from recsys.rerank.algorithms import position_weights
+from recsys.rerank.overrides import OverridesFile
 from recsys.types import Query, Recommendations
 
 DAY = 86_400
@@ -54,6 +56,8 @@ class ChunkSpec:
     """The exposure controller's boost, held for every list (calibrated once per job)."""
     job: str = ""
     """The job's fingerprint (names its tasks on a shared Dask scheduler)."""
+    overrides: OverridesFile | None = None
+    """The campaign's overrides file, read once by the job (blocks and staff picks)."""
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,8 @@ def _prepared(
 ) -> tuple[Pipeline, list[Query]]:
     """The pipeline (over this chunk's consent) and one query per customer, exclusions in."""
     c = spec.campaign
-    pipeline = Pipeline(model, ConsentSnapshot(consent))  # type: ignore[arg-type]
+    hooks = Accountability(overrides=spec.overrides) if spec.overrides is not None else None
+    pipeline = Pipeline(model, ConsentSnapshot(consent), hooks=hooks)  # type: ignore[arg-type]
     if c.rerank is not None:
         pipeline.check_rerank(c.rerank)
     ref = model.cutoff if spec.as_of is None else spec.as_of

@@ -49,6 +49,7 @@ from recsys.errors import ConfigError
 from recsys.model.fitted import FittedModel
 from recsys.privacy.consent import Consent, ConsentStore
 from recsys.privacy.pseudonym import Pseudonymizer
+from recsys.rerank.overrides import load_overrides
 
 SKIP_REASONS = (
     "suppressed",
@@ -195,6 +196,9 @@ class OffersJob:
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         check_format(self.out)
+        path = self.campaign.overrides_path()
+        ps = self.pseudonymizer
+        self.overrides = load_overrides(path, ps or str) if path is not None else None
         if self.chunk_size < 1:
             raise ConfigError(f"chunk size must be at least 1, got {self.chunk_size}")
         self.work = self.out.parent / f".{self.out.name}.job"
@@ -206,6 +210,7 @@ class OffersJob:
             "model": self.model_id or f"{self.model.key_id}:{self.model.cutoff}",
             "chunk_size": self.chunk_size,
             "calibration": self.calibration,
+            "overrides": self.overrides.version if self.overrides is not None else None,
         }
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
@@ -255,7 +260,7 @@ class OffersJob:
         step = max(1, len(keys) // (2 * self.calibration))
         eligible, consent, _ = audience.split(keys[::step])
         eligible = eligible[:: max(1, len(eligible) // self.calibration)][: self.calibration]
-        spec = ChunkSpec(self.campaign, as_of)
+        spec = ChunkSpec(self.campaign, as_of, overrides=self.overrides)
         return calibrate(self.model, spec, eligible, {k: consent[k] for k in eligible})
 
     # --- chunks -------------------------------------------------------------------------------
@@ -277,7 +282,9 @@ class OffersJob:
         n_chunks = -(-len(keys) // self.chunk_size)
         done = {i for i in range(n_chunks) if self.chunk_path(i).exists()}
         resumed = len(done)
-        spec = ChunkSpec(self.campaign, plan["as_of"], plan["boost"], plan["fingerprint"])
+        spec = ChunkSpec(
+            self.campaign, plan["as_of"], plan["boost"], plan["fingerprint"], self.overrides
+        )
         audience = self._audience(plan["send_at"])
         sizes: dict[int, int] = {}
         pre: dict[int, Counter[str]] = {}

@@ -384,3 +384,17 @@ def test_preview_in_a_headless_browser(local_run, tmp_path) -> None:
     assert probe.broken == 0 and probe.console_errors == []
     assert probe.dom.count("Why am I seeing this?") >= 10 and "Unsubscribe" in probe.dom
     assert "Picked for you from" in probe.dom
+
+
+def test_an_override_blocks_an_item_in_every_e_mail(shop_env, local_run, tmp_path) -> None:
+    """Issue #17: an overrides file holds on the e-mail batch too (the campaign names it)."""
+    offers, _ = local_run
+    blocked = offers["item_id"].value_counts().index[0]  # the most offered item
+    root = shop_env["root"]  # the campaign's other files are relative to it
+    (root / "overrides.toml").write_text(f'[[block]]\nitem = "{blocked}"\nnote = "recalled"\n')
+    text = (root / "campaign.toml").read_text()
+    (root / "campaign-overrides.toml").write_text(f'overrides = "overrides.toml"\n{text}')
+    campaign = Campaign.from_file(root / "campaign-overrides.toml")
+    after, _ = run_job(shop_env, tmp_path / "offers.parquet", campaign=campaign)
+    assert blocked not in set(after["item_id"])
+    assert len(after) > 0.9 * len(offers)  # the rest still get their offers
