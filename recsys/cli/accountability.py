@@ -47,18 +47,18 @@ def add_overrides_arg(p: argparse.ArgumentParser, *, audit: bool = False) -> Non
 
 
 def attach_from_args(rec: Any, args: argparse.Namespace) -> Any:
-    """Attach ``--overrides`` and, with ``--audit``, the state database's audit trail to ``rec``
+    """Attach the customers' recorded feedback ("not interested", honoured on every list
+    served), ``--overrides`` and, with ``--audit``, the state database's audit trail to ``rec``
     (a Recommender). A bad overrides file raises ConfigError naming the file, key and what was
     expected (exit code 2). Returns ``rec``."""
     overrides_file = getattr(args, "overrides", None)
     audit = getattr(args, "audit", False) is True
-    if not overrides_file and not audit:
-        return rec
     from recsys.audit import attach
     from recsys.rerank.overrides import load_overrides
 
     overrides = load_overrides(overrides_file, rec.key_of) if overrides_file else None
-    return attach(rec, sink=_trail(args) if audit else None, overrides=overrides)
+    sink = _trail(args) if audit else None
+    return attach(rec, sink=sink, feedback=_feedback(args), overrides=overrides)
 
 
 def audit_show(args: argparse.Namespace) -> int:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
+from recsys.cli.accountability import add_overrides_arg
 from recsys.cli.data_args import add_key_arg, pseudonymizer_from_args, state_from_args
 from recsys.errors import ConfigError
 
@@ -31,6 +33,7 @@ def register(sub: Any) -> None:
         "(0: only on POST /v1/admin/reload)",
     )  # fmt: skip
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_overrides_arg(s, audit=True)
     s.set_defaults(func=run)
 
 
@@ -54,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     state = state_from_args(args)
     ps = pseudonymizer_from_args(args)
     store = SQLiteConsentStore(state.database)
-    hook = feedback_hook(state.database)  # "not interested", honoured at the next request
+    # "not interested" honoured at the next request; overrides and the audit trail if asked
+    hook = feedback_hook(state.database, overrides=args.overrides, audit=args.audit)
     handle = ModelHandle(args.model, pseudonymizer=ps, consent=store, prepare=hook)  # or exit 2
     print(f"serving model version {handle.version} of {args.model} on {args.host}:{args.port}")
     common = {"host": args.host, "port": args.port, "log_level": args.log_level}
@@ -69,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
     os.environ["RECSYS_SERVE_MODEL"] = str(args.model)
     os.environ["RECSYS_SERVE_STATE_DIR"] = str(state.root)
     os.environ["RECSYS_SERVE_WATCH"] = str(args.watch or 3600)
+    os.environ["RECSYS_SERVE_OVERRIDES"] = (
+        str(Path(args.overrides).resolve()) if args.overrides else ""
+    )
+    os.environ["RECSYS_SERVE_AUDIT"] = "1" if args.audit else ""
     if not os.environ.get(ENV_KEY):
         os.environ.setdefault(ENV_KEY_FILE, str(args.key_file or state.key_file))
     uvicorn.run(

@@ -370,7 +370,10 @@ def app_from_env() -> FastAPI:
     state = StateDir.resolve(os.environ.get("RECSYS_SERVE_STATE_DIR") or None)
     handle = ModelHandle(
         FilePath(os.environ["RECSYS_SERVE_MODEL"]), consent=SQLiteConsentStore(state.database),
-        prepare=feedback_hook(state.database),
+        prepare=feedback_hook(
+            state.database, overrides=os.environ.get("RECSYS_SERVE_OVERRIDES") or None,
+            audit=os.environ.get("RECSYS_SERVE_AUDIT") == "1",
+        ),
     )  # fmt: skip
     handle.watch(float(os.environ.get("RECSYS_SERVE_WATCH", "2")))
     return create_app(handle, token=admin_token(state))

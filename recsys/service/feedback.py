@@ -64,11 +64,24 @@ class FeedbackOut(BaseModel):
     """What was stored, e.g. ``not_interested_item``; it applies from the next request on."""
 
 
-def feedback_hook(database: str | Path) -> Callable[[Recommender], Recommender]:
+def feedback_hook(
+    database: str | Path, *, overrides: str | Path | None = None, audit: bool = False
+) -> Callable[[Recommender], Recommender]:
     """What a :class:`~recsys.service.handle.ModelHandle` runs on each recommender it loads
-    (``prepare=``): the state database's feedback store, attached."""
+    (``prepare=``): the state database's feedback store, attached; with ``overrides``, that
+    file (read again at each load, so a reload picks up its edits; a bad file refuses the
+    load); with ``audit``, the database's audit trail."""
+    from recsys.audit.trail import SQLiteAuditTrail
+    from recsys.rerank.overrides import load_overrides
+
     store = FeedbackStore(database)
-    return lambda rec: attach(rec, feedback=store)
+    sink = SQLiteAuditTrail(database) if audit else None
+
+    def prepare(rec: Recommender) -> Recommender:
+        ov = load_overrides(overrides, rec.key_of) if overrides else None
+        return attach(rec, sink=sink, feedback=store, overrides=ov)
+
+    return prepare
 
 
 def _pseudonym(rec: Recommender, user_id: str) -> str:

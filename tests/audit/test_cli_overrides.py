@@ -114,3 +114,14 @@ def test_evaluate_reports_the_override_effect(trained, tmp_path, capsys) -> None
     assert f"## Overrides (version {effect['version']})" in md
     html = (tmp_path / "report" / "report.html").read_text()
     assert 'id="overrides"' in html and "The overrides file changed" in html
+
+
+def test_recommend_honours_recorded_feedback(trained, tmp_path) -> None:
+    before = _recommend(trained, tmp_path / "before.csv")
+    user = str(before["user_id"].iloc[0])
+    item = str(before[before["user_id"] == before["user_id"].iloc[0]]["item_id"].iloc[0])
+    assert main(["feedback", "not-interested", "--user", user, "--item", item,
+                 "--state-dir", str(trained["state"])]) == 0  # fmt: skip
+    after = _recommend(trained, tmp_path / "after.csv")
+    mine = after[after["user_id"].astype(str) == user]
+    assert len(mine) and item not in set(mine["item_id"])

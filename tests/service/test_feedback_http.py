@@ -156,3 +156,31 @@ def test_two_workers_honour_feedback_at_the_next_request(server, small_shop) -> 
         assert c.post("/v1/feedback", json=body).status_code == 201
         answers = [c.get(f"/v1/users/{user}/recommendations?k=5").json() for _ in range(12)]
     assert all(item not in [i["item_id"] for i in a["items"]] for a in answers)
+
+
+def test_a_served_model_applies_the_overrides_file_and_records_every_list(
+    model_copy, pseudonymizer, tmp_path, small_shop
+) -> None:
+    """``recsys serve --overrides FILE --audit``: the hook a handle runs on each model it loads."""
+    from recsys.audit.trail import SQLiteAuditTrail
+
+    path, store = model_copy
+    db = tmp_path / "state.sqlite"
+    plain = ModelHandle(path, pseudonymizer=pseudonymizer, consent=store)
+    user = consenting_users(small_shop, 1, rec=plain.current.recommender)[0]
+    with TestClient(create_app(plain, token=TOKEN)) as c:
+        blocked = _items(c, user)[0]
+    plain.stop()
+    ov = tmp_path / "overrides.toml"
+    ov.write_text(f'[[block]]\nitem = "{blocked}"\nnote = "recalled"\n')
+    hook = feedback_hook(db, overrides=ov, audit=True)
+    h = ModelHandle(path, pseudonymizer=pseudonymizer, consent=store, prepare=hook)
+    with TestClient(create_app(h, token=TOKEN)) as c:
+        served = _items(c, user)
+        assert blocked not in served
+        assert h.reload(force=True)
+        assert blocked not in _items(c, user)  # still applied after a swap
+    h.stop()
+    records = SQLiteAuditTrail(db).lists(pseudonymizer(user), limit=10)  # newest first
+    assert len(records) == 2
+    assert [i["item_id"] for i in records[1]["items"]] == served
