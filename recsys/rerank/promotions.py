@@ -54,6 +54,12 @@ class Promotions(BaseModel):
         idx = ctx_ids.index(list(self.items))  # type: ignore[attr-defined]
         return np.asarray(idx[idx >= 0], dtype=np.int64)
 
+    def reserved(self, inp: RerankInput) -> np.ndarray:
+        """The items this stage may move in, kept in reach below the re-ranking depth."""
+        ids = inp.ctx.catalog.items
+        pinned = ids.index(list(self.pins))
+        return np.concatenate([self.promoted(ids), pinned[pinned >= 0]]).astype(np.int64)
+
     def __call__(self, inp: RerankInput, st: UserState, items: ItemList, k: int) -> ItemList:
         return self.many(inp, [st], [items], k)[0]
 
@@ -81,6 +87,10 @@ class NewArrivals(BaseModel):
     new_days: PositiveInt = 90
 
     stage: ClassVar[Stage] = Stage.NEW_ARRIVAL
+
+    def reserved(self, inp: RerankInput) -> np.ndarray:
+        """Items nobody has chosen yet (the stage checks their age per request)."""
+        return np.flatnonzero(inp.ctx.customers == 0).astype(np.int64)
 
     def __call__(self, inp: RerankInput, st: UserState, items: ItemList, k: int) -> ItemList:
         return self.many(inp, [st], [items], k)[0]

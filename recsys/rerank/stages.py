@@ -175,7 +175,13 @@ def rerank_many(
     cfg: RerankConfig,
 ) -> list[ItemList]:
     """:func:`rerank` for a block of users, each stage running over the whole block."""
-    lists = [lst.head(cfg.depth) if cfg.enabled else lst for lst in ranked]
+    if cfg.enabled:
+        # items a stage reserves slots for (promotions, new arrivals) stay in reach below depth
+        wanted = [s.reserved(inp) for s in cfg.stages if hasattr(s, "reserved")]
+        keep = np.unique(np.concatenate(wanted)) if wanted else np.empty(0, dtype=np.int64)
+        lists = [_within_depth(lst, cfg.depth, keep) for lst in ranked]
+    else:
+        lists = list(ranked)
     ranker_top = [set(lst.items[:k].tolist()) for lst in lists]
     placed: list[list[tuple[Stage, str | None, set[int]]]] = [[] for _ in lists]
     if cfg.enabled:
@@ -188,6 +194,14 @@ def rerank_many(
         _provenance(lst.head(k), top, p)
         for lst, top, p in zip(lists, ranker_top, placed, strict=True)
     ]
+
+
+def _within_depth(lst: ItemList, depth: int, keep: np.ndarray) -> ItemList:
+    """The ranker's best ``depth`` items, then any of ``keep`` from further down, in order."""
+    if len(lst) <= depth or not len(keep):
+        return lst.head(depth)
+    below = depth + np.flatnonzero(np.isin(lst.items[depth:], keep))
+    return lst.take(np.concatenate([np.arange(depth), below]))
 
 
 def _provenance(

@@ -94,7 +94,13 @@ def arrival_reason(explainer: Explainer, ctx: FeatureContext, st: UserState, i: 
     own = _own(explainer, ctx, st, i, phi)
     if own is None:
         return Reason(text=head, evidence=(ev,) if ev.date else (), stage=Stage.NEW_ARRIVAL)
-    own_ev = tuple(e for e in own.evidence if e.fact != ev.fact)
+    # nothing twice: "New in C, which you often choose (...)" already says it is new and in C
+    said = {ev.fact, Fact.LISTED} if ev.fact == Fact.NEW_IN else {ev.fact}
+    own_ev = tuple(
+        e
+        for e in own.evidence
+        if e.fact not in said and not (e.fact == Fact.CATEGORY_SHARE and e.category == ev.category)
+    )
     text = head + "".join(
         f". {render(e, explainer.titles)}" for e in own_ev if render(e, explainer.titles)
     )
