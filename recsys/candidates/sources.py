@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
 from recsys.candidates.content import ContentSource
 from recsys.features.context import TRENDING_DAYS, FeatureContext, UserBlock
+from recsys.features.history import DAY
 
 
 def top_allowed(scores: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
@@ -61,20 +62,34 @@ class TrendingSource(BaseModel):
 
 
 class RebuySource(BaseModel):
-    """Items the user bought that customers buy again, most recently bought first."""
+    """Items the user bought that customers buy again and that are due: at least ``due_share``
+    of the item's measured re-buy cycle has passed since the user's last purchase (a tea bought
+    11 days ago on a 35-day cycle is not offered again yet). Most recently bought first."""
 
     model_config = ConfigDict(extra="forbid")
     kind: Literal["rebuy"] = "rebuy"
     n: NonNegativeInt = 20
+    due_share: float = Field(0.8, ge=0)
+    """The same share the "Time to restock?" reason needs (``reasons.rules.restock_share``)."""
 
     def __call__(
         self, ctx: FeatureContext, block: UserBlock, allowed: np.ndarray
     ) -> list[np.ndarray]:
-        rebuyable, _ = ctx.rebuy
+        rebuyable, gaps = ctx.rebuy
         out = []
         for p, st in enumerate(block.states):
             lp = st.last_purchase
-            due = np.array([i for i in lp if rebuyable[i] and allowed[p, i]], dtype=np.int64)
+            due = np.array(
+                [
+                    i
+                    for i, ts in lp.items()
+                    if rebuyable[i]
+                    and allowed[p, i]
+                    and np.isfinite(gaps[i])
+                    and (st.as_of - ts) / DAY >= self.due_share * gaps[i]
+                ],
+                dtype=np.int64,
+            )
             if self.n and len(due):
                 due = due[np.argsort(-np.array([lp[i] for i in due]))][: self.n]
             out.append(due[: self.n])
