@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.errors import ConfigError
+from recsys.state import StateDir
 
 ENV_KEY = "RECSYS_PSEUDONYM_KEY"
 ENV_KEY_FILE = "RECSYS_PSEUDONYM_KEY_FILE"
@@ -68,10 +69,16 @@ class Pseudonymizer:
 
     @classmethod
     def from_env(cls) -> Pseudonymizer:
+        """The shop's key, found as every command finds it: ``$RECSYS_PSEUDONYM_KEY``, else
+        ``$RECSYS_PSEUDONYM_KEY_FILE``, else the state directory's key file (the one
+        ``recsys train`` created; ``$RECSYS_STATE_DIR``)."""
         if os.environ.get(ENV_KEY):
             return cls(os.environ[ENV_KEY].encode())
         if os.environ.get(ENV_KEY_FILE):
             return cls.from_file(os.environ[ENV_KEY_FILE])
+        state_key = StateDir.resolve().key_file
+        if state_key.exists():
+            return cls.from_file(state_key)
         raise ConfigError(
             f"no pseudonymization key: set {ENV_KEY} (at least {MIN_KEY_BYTES} characters) "
             f"or {ENV_KEY_FILE} (the key file `recsys train` created), or pass --key-file FILE"
