@@ -26,6 +26,8 @@ class ReasonRules(BaseModel):
     (brands) ..."""
     often_min: PositiveInt = 2
     """... and only when at least this many of their items are in it."""
+    price_min_items: PositiveInt = 3
+    """... and only when the customer's median comes from at least this many priced items."""
     price_band: float = Field(1.25, gt=1)
     """"Priced like what you usually choose" only within the customer's median price divided or
     multiplied by this."""
@@ -53,6 +55,8 @@ class ReasonRules(BaseModel):
             return st is not None and self.top(st.brand_counts, ev.brand)
         if ev.fact == Fact.USUAL_PRICE:
             if not ev.value or not ev.price or ev.value <= 0:
+                return False
+            if (ev.total or 0) < self.price_min_items:
                 return False
             return 1 / self.price_band <= ev.price / ev.value <= self.price_band
         if ev.fact == Fact.BOUGHT_BEFORE:

@@ -39,7 +39,7 @@ COUNTED = {
 
 MESSAGES: dict[str, str] = {
     "chosen_together": "{customers} who {did_shop} also {did_also} (you {did} on {date})",
-    "taste_profile": "Matches the taste learned from your last {count} items",
+    "taste_profile": "Matches the taste learned from your last {items}",
     "similar_to": "Similar to {item}, which you {did} on {date}",
     "category_share": "You often choose {category} ({count} of your last {total} items)",
     "brand_share": "You often choose {brand} ({count} of your last {total} items)",
@@ -140,7 +140,7 @@ def _similar_to(ev: Evidence, titles: Titles) -> str:
 
 @template(Fact.TASTE_PROFILE)
 def _taste(ev: Evidence, titles: Titles) -> str:
-    return MESSAGES["taste_profile"].format(count=ev.count)
+    return MESSAGES["taste_profile"].format(items=plural(ev.count or 0, "item", "items"))
 
 
 @template(Fact.CATEGORY_SHARE)

@@ -304,7 +304,7 @@ def price_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evide
             fact=Fact.USUAL_PRICE,
             value=round(float(st.price_median), 2),
             price=round(float(p[item]), 2),
-            total=st.n_items,
+            total=int(np.isfinite(p[st.items]).sum()),  # the priced items the median is over
         ),
     )
 

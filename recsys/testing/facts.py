@@ -291,7 +291,11 @@ def _usual_price(fc: FactChecker, user_key: str, item: str, ev: Evidence) -> boo
     median = round(float(np.nanmedian(prices)), 2)
     price = round(float(fc.items.loc[item, "price"]), 2)
     band = fc.rules.price_band
-    return median == ev.value and price == ev.price and 1 / band <= price / median <= band
+    priced = int(np.isfinite(prices).sum())
+    enough = priced >= fc.rules.price_min_items and ev.total == priced
+    return (
+        enough and median == ev.value and price == ev.price and 1 / band <= price / median <= band
+    )
 
 
 @checker(Fact.PROMOTED)

@@ -284,11 +284,13 @@ def test_local_and_dask_agree_and_the_exposure_target_holds(
     share = exposure_share(lists.to_dict(), small, 5)
     assert abs(share - report["exposure"]["share"]) < 1e-9
     assert abs(share - target) <= 0.02, (share, target)
-    # the same campaign without the batch target misses it: the check above can fail
+    # the same campaign without the batch target lands further from it: the target is what
+    # moves the share (how far the plain share misses depends on the shop)
     plain = shop_env["campaign"].model_copy(update={"exposure": None})
     base, _ = run_job(shop_env, tmp_path / "plain.parquet", campaign=plain)
     lists = base.sort_values(["pseudonym", "rank"]).groupby("pseudonym")["item_id"].agg(list)
-    assert abs(exposure_share(lists.to_dict(), small, 5) - target) > 0.02
+    without = abs(exposure_share(lists.to_dict(), small, 5) - target)
+    assert abs(share - target) < without / 2, (share, target, without)
 
 
 def test_chunk_size_changes_nothing_and_a_sample_calibrates(shop_env, tmp_path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 
 import pandas as pd
 import pytest
@@ -37,9 +38,12 @@ def checker(rules_rec, rules_shop):
 
 
 def test_promoted_slots_stay_within_the_cap_and_say_so(rules_rec, rules_shop, checker) -> None:
-    tail = rules_shop.items["item_id"].tolist()[-30:]
-    cfg = promo_config(tail, max_share=0.2, pins={tail[0]: 1})
     users = rules_shop.users["user_id"].tolist()[:60]
+    # promote items the ranker itself rarely shows, so the stage has something to move in
+    shown = Counter(r.item_id for recs in rules_rec.recommend_many(users, 10) for r in recs)
+    in_stock = rules_shop.items.loc[rules_shop.items["in_stock"], "item_id"].tolist()
+    tail = sorted(in_stock, key=lambda i: (shown[i], i))[:30]
+    cfg = promo_config(tail, max_share=0.2, pins={tail[0]: 1})
     fc = FactChecker(checker, rules_rec.model_.policy, promoted=frozenset(tail))
     placed = 0
     for recs in rules_rec.recommend_many(users, 10, rerank=cfg):
