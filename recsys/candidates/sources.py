@@ -69,7 +69,7 @@ class RebuySource(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["rebuy"] = "rebuy"
     n: NonNegativeInt = 20
-    due_share: float = Field(0.8, ge=0)
+    due_share: float = Field(0.5, ge=0)
     """The same share the "Time to restock?" reason needs (``reasons.rules.restock_share``)."""
 
     def __call__(

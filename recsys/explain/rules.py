@@ -31,7 +31,7 @@ class ReasonRules(BaseModel):
     price_band: float = Field(1.25, gt=1)
     """"Priced like what you usually choose" only within the customer's median price divided or
     multiplied by this."""
-    restock_share: float = Field(0.8, gt=0)
+    restock_share: float = Field(0.5, gt=0)
     """"Time to restock?" only for items with a measured re-buy cycle, once this share of the
     cycle has passed since the customer's last purchase."""
     trending_min: PositiveInt = 5

@@ -61,7 +61,10 @@ def test_an_override_blocks_on_the_evaluation_path(small_shop, customers) -> Non
     after = system.recommend_lists(users, 5)
     assert all(item not in r.item_ids for r in after)
     effect = override_effect(before, after, ov.version)
-    assert effect["lists_changed"] == sum(item in r.item_ids for r in before) > 0
+    # every list that showed the item changed; re-ranking may change a few more (the item
+    # was among the candidates their diversity and fairness stages weighed)
+    assert effect["lists_changed"] >= sum(item in r.item_ids for r in before) > 0
+    assert effect["lists_changed"] <= len(before)
     assert effect["items_removed"] >= effect["lists_changed"]
 
 

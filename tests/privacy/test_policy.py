@@ -117,11 +117,16 @@ def test_key_from_environment(monkeypatch, tmp_path) -> None:
 
     monkeypatch.delenv(ENV_KEY, raising=False)
     monkeypatch.delenv(ENV_KEY_FILE, raising=False)
+    monkeypatch.setenv("RECSYS_STATE_DIR", str(tmp_path / "state"))  # an empty state directory
     with pytest.raises(ConfigError, match=ENV_KEY):
         Pseudonymizer.from_env()
     key = new_key_file(tmp_path / "k")
     monkeypatch.setenv(ENV_KEY_FILE, str(key))
     assert Pseudonymizer.from_env()("x") == Pseudonymizer.from_file(key)("x")
+    # without either variable, the state directory's key (the one `recsys train` created)
+    monkeypatch.delenv(ENV_KEY_FILE)
+    state_key = new_key_file(tmp_path / "state" / "pseudonym.key")
+    assert Pseudonymizer.from_env()("x") == Pseudonymizer.from_file(state_key)("x")
 
 
 def test_weak_ratings_are_dropped_by_policy() -> None:
