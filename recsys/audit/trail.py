@@ -148,29 +148,24 @@ class SQLiteAuditTrail(StateTable):
     def purge_expired(self, now: float | None = None) -> int:
         """Delete the records whose retention window has passed; returns lists deleted."""
         when = self.clock() if now is None else now
-
-        def purge(c) -> int:
-            c.execute(
-                "DELETE FROM audit_items WHERE list_id IN "
-                "(SELECT list_id FROM audit_lists WHERE expires_at < ?)",
-                (when,),
-            )
-            return c.execute("DELETE FROM audit_lists WHERE expires_at < ?", (when,)).rowcount
-
-        return self.transaction(purge)
+        return self._delete_lists("expires_at < ?", when)
 
     def delete_user(self, pseudonym: str) -> int:
         """Erase every record of one customer; returns lists deleted."""
+        return self._delete_lists("pseudonym = ?", pseudonym)
 
-        def erase(c) -> int:
+    def _delete_lists(self, where: str, arg: object) -> int:
+        """Delete the lists matching ``where`` and their items, in one transaction."""
+
+        def delete(c) -> int:
             c.execute(
                 "DELETE FROM audit_items WHERE list_id IN "
-                "(SELECT list_id FROM audit_lists WHERE pseudonym = ?)",
-                (pseudonym,),
+                f"(SELECT list_id FROM audit_lists WHERE {where})",
+                (arg,),
             )
-            return c.execute("DELETE FROM audit_lists WHERE pseudonym = ?", (pseudonym,)).rowcount
+            return c.execute(f"DELETE FROM audit_lists WHERE {where}", (arg,)).rowcount
 
-        return self.transaction(erase)
+        return self.transaction(delete)
 
     # --- reading ------------------------------------------------------------------------------
     def lists(self, pseudonym: str | None = None, *, limit: int | None = None) -> list[dict]:
