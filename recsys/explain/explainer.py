@@ -36,6 +36,8 @@ class Explainer:
     policy: Policy
     max_clauses: int = 2
     rules: ReasonRules = field(default_factory=ReasonRules)
+    _title_keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    """Memo of each cited item's title as reasons compare them (see :func:`build_reason`)."""
 
     def __call__(self, ctx: FeatureContext, st: UserState, items: ItemList) -> ItemList:
         """Adds a ``reason`` column; reads ``attributions`` and ``stage``."""
@@ -64,7 +66,7 @@ class Explainer:
             ctx, st, item, self.features, phi, self.sensitivity, self.titles,
             max_clauses=self.max_clauses,
             skip_facts=frozenset({Fact.CATEGORY_SHARE}) if stage == Stage.CALIBRATION else frozenset(),
-            evidence_of=evidence_of, rules=self.rules,
+            evidence_of=evidence_of, rules=self.rules, title_keys=self._title_keys,
         )  # fmt: skip
         if stage == Stage.RANKER:
             return reason

@@ -96,51 +96,62 @@ def build_reason(
     skip_facts: frozenset[str] = frozenset(),
     evidence_of: Callable[[Feature], tuple[Evidence, ...]] | None = None,
     rules: ReasonRules | None = None,
+    title_keys: dict[str, str] | None = None,
 ) -> Reason:
     """A sentence from the item's largest positive attributions, grouped by template.
 
     A group speaks only through its features with a positive attribution, and only when its
     evidence supports a sentence that reveals nothing sensitive; otherwise the next group speaks.
+    ``title_keys`` memoizes :func:`_title_key` across calls (the explainer passes one per model).
     """
+    # plain floats: the same values and sums as numpy's float64 scalars, far cheaper to read
+    phi = attributions.tolist() if _is_f64(attributions) else attributions
     groups: dict[str, list[int]] = {}
     for j, f in enumerate(features):
-        if attributions[j] > 0:
+        if phi[j] > 0:
             groups.setdefault(f.group, []).append(j)
-    order = sorted(groups, key=lambda g: -sum(attributions[j] for j in groups[g]))
+    order = sorted(groups, key=lambda g: -_total(phi, groups[g]))
     rules = rules or ReasonRules()
+    keys = {} if title_keys is None else title_keys
     own_id = str(ctx.catalog.items.ids[item])
-    own_title = _title_key(titles, own_id)
+    own_title = _title_key_memo(keys, titles, own_id)
     clauses: list[str] = []
     named: list[int] = []
     evidence: list[Evidence] = []
     refused: list[str] = []
+    # one sentence per kind of fact; an item is cited once per reason, and never one that has
+    # the recommended item's own title
+    used = set(skip_facts)
+    cited: set[str] = set()
     for g in order:
-        idx = sorted(groups[g], key=lambda j: -attributions[j])
+        idx = groups[g]
+        if len(idx) > 1:
+            idx = sorted(idx, key=lambda j: -phi[j])
         f = features[idx[0]]
         facts = evidence_of(f) if evidence_of is not None else f.evidence(ctx, st, item)
-        # one sentence per kind of fact; an item is cited once per reason, and never one that
-        # has the recommended item's own title
-        used = {e.fact for e in evidence} | skip_facts
-        cited = {e.item_id for e in evidence if e.item_id is not None}
-        texts = []
+        chosen: tuple[Evidence, str] | None = None
         for ev in facts:
             if ev.fact in used or sensitivity.reveals(ev, ctx):
                 continue
             if ev.item_id is not None and (
                 ev.item_id in cited
-                or (ev.item_id != own_id and _title_key(titles, ev.item_id) == own_title)
+                or (ev.item_id != own_id and _title_key_memo(keys, titles, ev.item_id) == own_title)
             ):
                 continue  # "bought before" speaks of the item itself; nothing else may
             if not rules.allows(ev, ctx, st):
                 refused.append(str(ev.fact))
                 continue
-            text = render(ev, titles)
-            if text:
-                texts.append((ev, text))
-        if not texts:
+            if chosen is None:  # later facts are still checked: their refusals are recorded
+                text = render(ev, titles)
+                if text:
+                    chosen = (ev, text)
+        if chosen is None:
             continue
-        clauses.append(texts[0][1])
-        evidence.append(texts[0][0])
+        clauses.append(chosen[1])
+        evidence.append(chosen[0])
+        used.add(chosen[0].fact)
+        if chosen[0].item_id is not None:
+            cited.add(chosen[0].item_id)
         named.extend(idx)
         if len(clauses) == max_clauses:
             break
@@ -149,11 +160,30 @@ def build_reason(
     return Reason(
         text=". ".join(clauses),
         features=tuple(features[j].name for j in named),
-        attributions=tuple(float(attributions[j]) for j in named),
+        attributions=tuple(float(phi[j]) for j in named),
         evidence=tuple(evidence),
         stage="ranker",
         refused=tuple(refused),
     )
+
+
+def _is_f64(a: object) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype == np.float64
+
+
+def _total(phi: Sequence[float], idx: list[int]) -> float:
+    """Left-to-right sum (as ``sum`` over numpy scalars: no compensated float summation)."""
+    t = 0.0
+    for j in idx:
+        t += phi[j]
+    return t
+
+
+def _title_key_memo(keys: dict[str, str], titles: dict[str, str], item_id: str) -> str:
+    hit = keys.get(item_id)
+    if hit is None:
+        hit = keys[item_id] = _title_key(titles, item_id)
+    return hit
 
 
 def _title_key(titles: dict[str, str], item_id: str) -> str:

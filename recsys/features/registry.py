@@ -220,15 +220,28 @@ def cooc_recent3(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: 
     return out
 
 
-def cooc_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
+def cooc_evidence_many(
+    ctx: FeatureContext, st: UserState, items: np.ndarray
+) -> list[tuple[Evidence, ...]]:
+    """Per item: the recent item (of the last 3) most other customers also chose with it, with
+    that count; one look-up of every (recent item, item) pair of the list at once."""
     r = st.recent(3)
+    items = np.asarray(items, dtype=np.int64)
     if not len(r):
-        return ()
-    counts = np.where(r == item, 0.0, together(ctx, st, r, np.full(len(r), item)))
-    k = int(np.argmax(counts))
-    if counts[k] == 0:
-        return ()
-    return (_chose_together(ctx, st, int(r[k]), int(counts[k])),)
+        return [()] * len(items)
+    pairs = together(ctx, st, np.tile(r, len(items)), np.repeat(items, len(r)))
+    counts = np.where(r[None, :] == items[:, None], 0.0, pairs.reshape(len(items), len(r)))
+    best = np.argmax(counts, axis=1)
+    n = counts[np.arange(len(items)), best]
+    recent = r.tolist()
+    return [
+        (_chose_together(ctx, st, recent[k], int(c)),) if c != 0 else ()
+        for k, c in zip(best.tolist(), n.tolist(), strict=True)
+    ]
+
+
+def cooc_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
+    return cooc_evidence_many(ctx, st, np.array([item]))[0]
 
 
 # --- the user's own habits ----------------------------------------------------------------------
@@ -244,23 +257,29 @@ def category_affinity(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, c
     return np.where(n[row_user] > 0, np.maximum(out, 0.0), 0.0)
 
 
+def category_evidence_many(
+    ctx: FeatureContext, st: UserState, items: np.ndarray
+) -> list[tuple[Evidence, ...]]:
+    """Per item: of its categories, the one most of the user's items are in (the first on a
+    tie), with that count."""
+    items = np.asarray(items, dtype=np.int64)
+    if st.n_items == 0 or not ctx.catalog.categories:
+        return [()] * len(items)
+    codes = ctx.catalog.category_codes[items]  # each item's categories in index order, -1 pads
+    counts = np.where(codes >= 0, st.category_counts[np.maximum(codes, 0)], -1.0)
+    at = np.argmax(counts, axis=1)
+    rows = np.arange(len(items))
+    names, total = ctx.catalog.categories, st.n_items
+    return [
+        (Evidence(fact=Fact.CATEGORY_SHARE, category=names[c], count=int(n), total=total),)
+        if n > 0
+        else ()
+        for c, n in zip(codes[rows, at].tolist(), counts[rows, at].tolist(), strict=True)
+    ]
+
+
 def category_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
-    cats = ctx.catalog.item_categories
-    idx = cats.indices[cats.indptr[item] : cats.indptr[item + 1]]
-    if not len(idx) or st.n_items == 0:
-        return ()
-    best = idx[np.argmax(st.category_counts[idx])]
-    n = int(st.category_counts[best])
-    if n == 0:
-        return ()
-    return (
-        Evidence(
-            fact=Fact.CATEGORY_SHARE,
-            category=ctx.catalog.categories[best],
-            count=n,
-            total=st.n_items,
-        ),
-    )
+    return category_evidence_many(ctx, st, np.array([item]))[0]
 
 
 def brand_affinity(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
@@ -377,6 +396,24 @@ def popularity_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[
     return customers_fact(ctx, st.key, item)
 
 
+def popularity_evidence_many(
+    ctx: FeatureContext, st: UserState, items: np.ndarray
+) -> list[tuple[Evidence, ...]]:
+    """:func:`customers_fact` for every item of a list: one look-up of the reader's own rows."""
+    shop = ctx.shop
+    items = np.asarray(items, dtype=np.int64)
+    if shop is None:
+        return [()] * len(items)
+    n = shop.customers[items]
+    me = shop.did(st.key, items) if st.key is not None else np.zeros(len(items), dtype=bool)
+    n = np.where(me, np.maximum(n - 1, 0), n)
+    counted = shop.counted
+    return [
+        (Evidence(fact=Fact.CUSTOMERS, count=c, counted=counted, others=o),) if c != 0 else ()
+        for c, o in zip(n.tolist(), me.tolist(), strict=True)
+    ]
+
+
 def customers_fact(ctx: FeatureContext, key: str | None, item: int) -> tuple[Evidence, ...]:
     """Other customers who ever did the signal event on ``item`` (every retained row)."""
     shop = ctx.shop
@@ -448,9 +485,10 @@ FEATURES: tuple[Feature, ...] = (
     Feature("sim_mean10", "similar", "mean similarity to the user's 10 most recent items",
             HIST, sim_mean10, similar_evidence),
     Feature("cooc_recent3", "together", "customers who chose the user's recent items chose it too",
-            HIST, cooc_recent3, cooc_evidence),
+            HIST, cooc_recent3, cooc_evidence, evidence_many=cooc_evidence_many),
     Feature("category_affinity", "category", "share of the user's items in the item's category",
-            HIST | {f"{ITM}.category"}, category_affinity, category_evidence),
+            HIST | {f"{ITM}.category"}, category_affinity, category_evidence,
+            evidence_many=category_evidence_many),
     Feature("brand_affinity", "brand", "share of the user's items from the item's brand",
             HIST | {f"{ITM}.brand"}, brand_affinity, brand_evidence,
             lambda ctx: ctx.catalog.brand is not None),
@@ -462,7 +500,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("trending", "trending", "shop-wide choices in the last 30 days (log)",
             HIST, trending, trending_evidence),
     Feature("popularity", "popularity", "customers who ever chose it (log)",
-            HIST, popularity, popularity_evidence),
+            HIST, popularity, popularity_evidence, evidence_many=popularity_evidence_many),
     Feature("average_rating", "rating", "average rating, shrunk towards the shop mean",
             HIST | {f"{INT}.value"}, average_rating, rating_evidence, lambda ctx: ctx.has_ratings),
     Feature("item_age", "new", "days since the item was listed",
