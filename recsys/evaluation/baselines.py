@@ -39,7 +39,7 @@ class System(typing.Protocol):
         ...
 
 
-class _MatrixSystem:
+class MatrixSystem:
     """Shared by systems that score every item: leaves out the excluded items of each user
     (by default, every training item)."""
 
@@ -94,7 +94,7 @@ class _MatrixSystem:
         return out
 
 
-class MostPopular(_MatrixSystem):
+class MostPopular(MatrixSystem):
     """Items by the number of distinct training users."""
 
     name = "popular"
@@ -108,7 +108,7 @@ class MostPopular(_MatrixSystem):
         return np.tile(self.counts_, (len(u), 1)).astype(float)
 
 
-class Bestseller(_MatrixSystem):
+class Bestseller(MatrixSystem):
     """The shop's bestseller list: items by purchases in the ``days`` before the training
     cut-off (the last training event); items not bought in that window are not listed."""
 
@@ -135,7 +135,7 @@ class Bestseller(_MatrixSystem):
         return np.tile(self.counts_, (len(u), 1))
 
 
-class ItemKNN(_MatrixSystem):
+class ItemKNN(MatrixSystem):
     """Item-based k-nearest neighbours on cosine similarity of binary interactions."""
 
     name = "item-knn"
@@ -158,7 +158,7 @@ class ItemKNN(_MatrixSystem):
         return np.asarray(self.X_[u] @ self.S_)
 
 
-class EASE(_MatrixSystem):
+class EASE(MatrixSystem):
     """EASE (Steck, WWW 2019): a closed-form item-item model, B = I - P / diag(P)."""
 
     name = "ease"
@@ -180,7 +180,7 @@ class EASE(_MatrixSystem):
         return np.asarray(self.X_[u] @ self.B_)
 
 
-class ImplicitSystem(_MatrixSystem):
+class ImplicitSystem(MatrixSystem):
     """``implicit`` ALS or BPR alone."""
 
     def __init__(self, **params: Any) -> None:
@@ -284,7 +284,7 @@ def pipeline_factory(
     return make
 
 
-def _validation(
+def validation_split(
     train: pd.DataFrame, items: pd.DataFrame, fraction: float, protocol: Protocol | None
 ) -> tuple[pd.DataFrame, dict[str, set[str]], Exclusions | None]:
     """The validation split of ``train``: its inner training part, the relevant held-out items
@@ -310,7 +310,7 @@ def tune(
 ) -> tuple[dict[str, Any], float, list[tuple[dict[str, Any], float]]]:
     """Grid search on a validation split carved from ``train`` (the test set is never touched),
     under the run's ``protocol`` when given (the same exclusion and relevance rules)."""
-    inner, truth, exclude = _validation(train, items, fraction, protocol)
+    inner, truth, exclude = validation_split(train, items, fraction, protocol)
     users_v = sorted(truth)
     trials = []
     for values in itertools.product(*grid.values()):
@@ -370,7 +370,7 @@ def tune_rerank(
     least ``min_long_tail`` of top-k exposure (one fit; re-ranking is configured per call)."""
     from recsys.evaluation.metrics import exposure_share
 
-    inner, truth, exclude = _validation(train, items, fraction, protocol)
+    inner, truth, exclude = validation_split(train, items, fraction, protocol)
     tail = long_tail_items(inner, items)
     system.fit(inner, items, users)
     base = system.config.rerank

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 import numpy as np
@@ -16,7 +16,7 @@ from recsys.data.splits import temporal_split
 from recsys.errors import ModelFitError
 from recsys.features.context import FeatureContext
 from recsys.features.history import Catalog, History, Vocabulary
-from recsys.features.registry import select_features
+from recsys.features.registry import Feature, select_features
 from recsys.features.shop import ShopStats, seen_matrix
 from recsys.model.fitted import FittedModel
 from recsys.privacy.minimize import MinimizedData, minimize
@@ -50,6 +50,32 @@ def minimized(
     )
 
 
+def ranker_examples(
+    interactions: pd.DataFrame,
+    catalog: Catalog,
+    features: Sequence[Feature],
+    config: RecommenderConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ranker's training set from a temporal hold-out of ``interactions``: features from
+    each user's older events (a collaborative model fitted on those alone), labels from the
+    newest. Also what the evaluation's unconstrained peer learns from."""
+    inner, late = temporal_split(interactions, config.training.holdout_fraction)
+    inner_ctx = build_context(inner, catalog, ImplicitModel.from_config(config.collaborative))
+    X, y = training_examples(
+        inner_ctx,
+        positives(late, config.training.relevant_rating),
+        features,
+        config.candidates,
+        config.training,
+    )
+    if len(y) == 0 or y.all() or not y.any():
+        raise ModelFitError(
+            f"the temporal hold-out gave {int(y.sum())} positive and {int((~y).sum())} negative "
+            "examples; the ranker needs both (too little data?)"
+        )
+    return X, y
+
+
 def train(
     md: MinimizedData,
     config: RecommenderConfig,
@@ -79,20 +105,7 @@ def train(
         md.retained if remember else md.interactions, ctx.history.users, catalog.items
     )
     features = select_features(ctx, config.features, policy, config.purpose)
-    inner, late = temporal_split(md.interactions, config.training.holdout_fraction)
-    inner_ctx = build_context(inner, catalog, ImplicitModel.from_config(config.collaborative))
-    X, y = training_examples(
-        inner_ctx,
-        positives(late, config.training.relevant_rating),
-        features,
-        config.candidates,
-        config.training,
-    )
-    if len(y) == 0 or y.all() or not y.any():
-        raise ModelFitError(
-            f"the temporal hold-out gave {int(y.sum())} positive and {int((~y).sum())} negative "
-            "examples; the ranker needs both (too little data?)"
-        )
+    X, y = ranker_examples(md.interactions, catalog, features, config)
     names = [f.name for f in features]
     ranker = AdditiveRanker.from_config(config.ranker).fit(pd.DataFrame(X, columns=names), y)
     report = md.report.to_dict() if md.report is not None else None
