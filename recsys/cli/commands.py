@@ -67,7 +67,7 @@ def data_validate(args: argparse.Namespace) -> int:
     return 2 if failures else 0
 
 
-def _read_toml_model(cls, path: str | None):
+def read_toml_model(cls, path: str | None):
     if not path:
         return None
     try:
@@ -82,8 +82,8 @@ def train(args: argparse.Namespace) -> int:
     from recsys.privacy.policy import Policy
     from recsys.recommender import Recommender
 
-    config = _read_toml_model(RecommenderConfig, args.config)
-    policy = _read_toml_model(Policy, args.policy)
+    config = read_toml_model(RecommenderConfig, args.config)
+    policy = read_toml_model(Policy, args.policy)
     ds = load_from_args(args)
     print(f"data: {ds.summary()}")
     if ds.report.n_rejected:
@@ -295,7 +295,7 @@ def export(args: argparse.Namespace) -> int:
 def policy_show(args: argparse.Namespace) -> int:
     from recsys.privacy.policy import Policy
 
-    policy = _read_toml_model(Policy, args.file) if args.file else Policy.default()
+    policy = read_toml_model(Policy, args.file) if args.file else Policy.default()
     print(policy.to_toml(), end="")
     return 0
 
@@ -303,7 +303,7 @@ def policy_show(args: argparse.Namespace) -> int:
 def policy_check(args: argparse.Namespace) -> int:
     from recsys.privacy.policy import Policy
 
-    policy = _read_toml_model(Policy, args.file)
+    policy = read_toml_model(Policy, args.file)
     problems = policy.consent_problems()
     if problems:
         raise ConfigError(f"{args.file}: refused: " + "; ".join(problems))
@@ -324,14 +324,14 @@ def evaluate(args: argparse.Namespace) -> int:
     from recsys.evaluation.run import EvaluationConfig, run_evaluation, write_report
     from recsys.privacy.policy import Policy
 
-    cfg = _read_toml_model(EvaluationConfig, args.config) or EvaluationConfig()
+    cfg = read_toml_model(EvaluationConfig, args.config) or EvaluationConfig()
     if args.overrides:  # a bad file stops the command before the data is read
         from recsys.rerank.overrides import load_overrides
 
         load_overrides(args.overrides, str)
     if args.seed is not None:
         cfg.seed = args.seed
-    policy = _read_toml_model(Policy, args.policy)
+    policy = read_toml_model(Policy, args.policy)
     baseline = read_recommendations(args.baseline_recs) if args.baseline_recs else None
     ds = load_from_args(args)
     print(f"data: {ds.summary()}")

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from recsys import __version__
-from recsys.cli import accountability, commands, offers, serve
+from recsys.cli import accountability, commands, offers, serve, tune
 from recsys.cli.data_args import add_data_args, add_key_arg
 from recsys.errors import RecsysError
 
@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     chk.set_defaults(func=commands.policy_check)
 
     offers.add_parser(sub)
+
+    tune.add_parser(sub)  # recsys tune (issue #12)
 
     accountability.register(sub)  # audit, feedback, monitor
 

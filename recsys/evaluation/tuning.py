@@ -1,0 +1,464 @@
+"""Settings search on a temporal validation split of the shop's own data, with Optuna.
+
+A search space maps dotted config paths (``collaborative.factors``, ``candidates.sources.0.n``)
+to ranges; each trial fits a system on the split's earlier part and scores NDCG@k on the
+held-out newest events, which the test set of an evaluation never sees. The first trial is
+always the base settings, so a search can only keep or improve them on validation. The time
+budget is kept: a trial is not started when the trials so far say it would end past it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+
+from recsys.config import RecommenderConfig
+from recsys.evaluation.baselines import (
+    PipelineSystem,
+    System,
+    long_tail_items,
+    validation_split,
+    with_overrides,
+)
+from recsys.evaluation.metrics import exposure_share, ndcg_values
+from recsys.evaluation.protocol import Exclusions, Protocol
+from recsys.privacy.policy import Policy
+from recsys.rerank.stages import MMR, FairTopK, RerankConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric setting between ``low`` and ``high`` (integers when both are ints)."""
+
+    low: float
+    high: float
+    log: bool = False
+
+    def suggest(self, trial: optuna.Trial, name: str) -> Any:
+        if isinstance(self.low, int) and isinstance(self.high, int):
+            return trial.suggest_int(name, self.low, self.high, log=self.log)
+        return trial.suggest_float(name, float(self.low), float(self.high), log=self.log)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a few values."""
+
+    values: tuple[Any, ...]
+
+    def suggest(self, trial: optuna.Trial, name: str) -> Any:
+        return trial.suggest_categorical(name, list(self.values))
+
+
+Space = Mapping[str, Range | Choice]
+
+
+@dataclass(frozen=True)
+class Split:
+    """A validation split: fit on ``inner``, score on ``truth`` (relevant held-out items per
+    user) with ``exclude`` (items no list may hold) under the run's protocol."""
+
+    inner: pd.DataFrame
+    truth: dict[str, set[str]]
+    exclude: Exclusions | None
+    items: pd.DataFrame
+    users: pd.DataFrame
+
+    @classmethod
+    def carve(
+        cls,
+        train: pd.DataFrame,
+        items: pd.DataFrame,
+        users: pd.DataFrame,
+        *,
+        fraction: float = 0.2,
+        protocol: Protocol | None = None,
+        max_users: int | None = None,
+        seed: int = 0,
+    ) -> Split:
+        """Each user's newest ``fraction`` of ``train`` held out; at most ``max_users`` scored
+        (a random sample: a large shop's search needs no more for a stable NDCG)."""
+        inner, truth, exclude = validation_split(train, items, fraction, protocol)
+        if max_users is not None and len(truth) > max_users:
+            keep = np.random.default_rng(seed).choice(sorted(truth), max_users, replace=False)
+            truth = {u: truth[u] for u in sorted(keep)}
+        return cls(inner, truth, exclude, items, users)
+
+    def score(self, recs: Mapping[str, Sequence[str]], k: int) -> float:
+        return float(ndcg_values(recs, self.truth, k).mean())
+
+
+@dataclass
+class TrialRecord:
+    number: int
+    params: dict[str, Any]
+    ndcg: float | None
+    seconds: float
+    long_tail: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class SearchResult:
+    """The best settings found (``params``: dotted overrides) and every trial."""
+
+    name: str
+    params: dict[str, Any]
+    ndcg: float
+    trials: list[TrialRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    long_tail: float | None = None
+    met: bool = True
+    """Re-ranking: whether any trial reached the minimum long-tail exposure."""
+
+    @property
+    def base_ndcg(self) -> float | None:
+        """Validation NDCG of the base settings (always the first trial)."""
+        first = self.trials[0] if self.trials else None
+        return first.ndcg if first is not None else None
+
+
+def _budget_callback(budget_s: float, started: float, durations: list[float]):
+    """Stops the study when the next trial would likely end past the budget."""
+
+    def check(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        spent = time.perf_counter() - started
+        typical = float(np.median(durations)) if durations else 0.0
+        if spent + typical > budget_s:
+            study.stop()
+
+    return check
+
+
+def covering(space: Space, first: Mapping[str, Any] | None) -> dict[str, Range | Choice]:
+    """``space`` widened where the base settings lie outside it, so the first trial is them."""
+    out = dict(space)
+    for key, value in (first or {}).items():
+        rng = out.get(key)
+        if isinstance(rng, Range) and isinstance(value, int | float) and value is not None:
+            low, high = min(rng.low, value), max(rng.high, value)
+            if rng.log and low <= 0:
+                continue
+            out[key] = Range(type(rng.low)(low), type(rng.high)(high), rng.log)
+        elif isinstance(rng, Choice) and value not in rng.values:
+            out[key] = Choice((*rng.values, value))
+    return out
+
+
+def _optimize(
+    name: str,
+    objective: Callable[[optuna.Trial], tuple[float, TrialRecord]],
+    *,
+    budget_s: float,
+    max_trials: int | None,
+    seed: int,
+    first: Mapping[str, Any] | None,
+    progress: bool,
+    constraint: Callable[[TrialRecord], float] | None = None,
+) -> tuple[optuna.Study, list[TrialRecord], float]:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    records: list[TrialRecord] = []
+    durations: list[float] = []
+
+    def wrapped(trial: optuna.Trial) -> float:
+        t0 = time.perf_counter()
+        value, rec = objective(trial)
+        rec.seconds = time.perf_counter() - t0
+        durations.append(rec.seconds)
+        records.append(rec)
+        if constraint is not None:  # feasible at <= 0: TPE learns where the minimum holds
+            trial.set_constraint("minimum", constraint(rec))
+        return value
+
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=8, multivariate=True)
+    study = optuna.create_study(direction="maximize", sampler=sampler, study_name=name)
+    if first:
+        study.enqueue_trial(dict(first), skip_if_exists=True)
+    started = time.perf_counter()
+    study.optimize(
+        wrapped,
+        n_trials=max_trials,
+        timeout=budget_s,
+        callbacks=[_budget_callback(budget_s, started, durations)],
+        show_progress_bar=progress,
+        catch=(),
+    )
+    return study, records, time.perf_counter() - started
+
+
+def search(
+    name: str,
+    make: Callable[..., System],
+    space: Space,
+    split: Split,
+    *,
+    budget_s: float,
+    k: int = 10,
+    max_trials: int | None = None,
+    fixed: Mapping[str, Any] | None = None,
+    first: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> SearchResult:
+    """Best validation NDCG@k of ``make(**fixed, **params)`` over ``space`` within ``budget_s``
+    seconds (and ``max_trials``); ``first`` is tried first (the base settings)."""
+    space = covering(space, first)
+    users_v = sorted(split.truth)
+
+    def objective(trial: optuna.Trial) -> tuple[float, TrialRecord]:
+        params = {key: rng.suggest(trial, key) for key, rng in space.items()}
+        system = make(**{**(fixed or {}), **params}).fit(split.inner, split.items, split.users)
+        value = split.score(system.recommend_all(users_v, k, split.exclude), k)
+        return value, TrialRecord(trial.number, params, value, 0.0)
+
+    study, records, seconds = _optimize(
+        name, objective, budget_s=budget_s, max_trials=max_trials, seed=seed, first=first,
+        progress=progress,
+    )  # fmt: skip
+    best = study.best_trial
+    return SearchResult(name, dict(best.params), float(best.value), records, seconds)
+
+
+def search_rerank(
+    system: PipelineSystem,
+    space: Space,
+    split: Split,
+    *,
+    min_long_tail: float,
+    budget_s: float,
+    k: int = 10,
+    max_trials: int | None = None,
+    first: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> SearchResult:
+    """Re-ranking settings with the best validation NDCG@k among those that give the long tail
+    at least ``min_long_tail`` of the top-k exposure. One fit: re-ranking is set per call."""
+    space = covering(space, first)
+    tail = long_tail_items(split.inner, split.items)
+    system.fit(split.inner, split.items, split.users)
+    base = system.config.rerank
+    users_v = sorted(split.truth)
+
+    def objective(trial: optuna.Trial) -> tuple[float, TrialRecord]:
+        params = {key: rng.suggest(trial, key) for key, rng in space.items()}
+        system.rerank = with_overrides(base, params)
+        recs = system.recommend_all(users_v, k, split.exclude)
+        value = split.score(recs, k)
+        share = exposure_share(recs, tail, k)
+        return value, TrialRecord(trial.number, params, value, 0.0, long_tail=share)
+
+    _study, records, seconds = _optimize(
+        "rerank", objective, budget_s=budget_s, max_trials=max_trials, seed=seed, first=first,
+        progress=progress, constraint=lambda r: min_long_tail - (r.long_tail or 0.0),
+    )  # fmt: skip
+    ok = [r for r in records if (r.long_tail or 0.0) >= min_long_tail]
+    if ok:
+        best = max(ok, key=lambda r: r.ndcg or -math.inf)
+    else:  # none reached the minimum: the closest, said so in the report
+        best = max(records, key=lambda r: (r.long_tail or 0.0, r.ndcg or -math.inf))
+    return SearchResult("rerank", best.params, float(best.ndcg or 0.0), records, seconds,
+                        long_tail=best.long_tail, met=bool(ok))  # fmt: skip
+
+
+# --- the pipeline's own search space --------------------------------------------------------
+def _index(seq: Sequence[Any], pred: Callable[[Any], bool]) -> int | None:
+    return next((i for i, x in enumerate(seq) if pred(x)), None)
+
+
+def pipeline_space(cfg: RecommenderConfig) -> Space:
+    """What ``recsys tune`` searches, by the base config's own source order."""
+    space: dict[str, Range | Choice] = {
+        "collaborative.factors": Range(32, 256, log=True),
+        "ranker.max_iter": Range(100, 600, log=True),
+        "ranker.learning_rate": Range(0.02, 0.2, log=True),
+        "ranker.max_leaf_nodes": Range(4, 31, log=True),
+        "ranker.min_samples_leaf": Range(10, 200, log=True),
+    }
+    if cfg.collaborative.algorithm == "als":
+        space["collaborative.regularization"] = Range(0.5, 50.0, log=True)
+        space["collaborative.alpha"] = Range(0.25, 8.0, log=True)
+        space["collaborative.iterations"] = Range(8, 30)
+    else:
+        space["collaborative.learning_rate"] = Range(0.003, 0.1, log=True)
+        space["collaborative.regularization"] = Range(0.001, 0.1, log=True)
+    for i, src in enumerate(cfg.candidates.sources):
+        if src.kind == "collaborative":
+            space[f"candidates.sources.{i}.n"] = Range(50, 400, log=True)
+        elif src.kind == "trending":
+            space[f"candidates.sources.{i}.n"] = Range(0, 100)
+    return space
+
+
+def pipeline_first(cfg: RecommenderConfig, space: Space) -> dict[str, Any]:
+    """The base config's value of every searched setting (algorithm defaults filled in)."""
+    data = cfg.model_dump()
+    defaults = {"collaborative.regularization": 10.0 if cfg.collaborative.algorithm == "als"
+                else 0.01, "collaborative.iterations": 15}  # fmt: skip
+    out: dict[str, Any] = {}
+    for key in space:
+        node: Any = data
+        for part in key.split("."):
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        out[key] = defaults.get(key) if node is None else node
+    return out
+
+
+def rerank_space(cfg: RerankConfig) -> Space:
+    """The re-ranking trade-offs: MMR's relevance weight and each FA*IR stage's proportion."""
+    space: dict[str, Range | Choice] = {}
+    for i, st in enumerate(cfg.stages):
+        if isinstance(st, MMR):
+            space[f"stages.{i}.trade_off"] = Range(0.7, 1.0)
+        elif isinstance(st, FairTopK):
+            space[f"stages.{i}.proportion"] = Range(0.1, 0.6)
+            space[f"stages.{i}.significance"] = Choice((0.05, 0.1, 0.2))
+    return space
+
+
+@dataclass
+class TuneResult:
+    config: RecommenderConfig
+    model: SearchResult
+    rerank: SearchResult | None
+    validation_users: int
+    budget_s: float
+    min_long_tail: float | None = None
+
+
+def tune_pipeline(
+    train: pd.DataFrame,
+    items: pd.DataFrame,
+    users: pd.DataFrame,
+    base: RecommenderConfig | None = None,
+    policy: Policy | None = None,
+    *,
+    budget_s: float = 600.0,
+    min_long_tail: float | None = 0.15,
+    rerank_share: float = 0.2,
+    k: int = 10,
+    max_users: int | None = 5_000,
+    max_trials: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+) -> TuneResult:
+    """``recsys tune``: the model's settings first, then (with ``rerank_share`` of the budget)
+    the re-ranking trade-offs under ``min_long_tail`` (``None``: re-ranking left as it is)."""
+    base = base or RecommenderConfig()
+    split = Split.carve(train, items, users, max_users=max_users, seed=seed)
+    space = pipeline_space(base)
+    tune_rr = min_long_tail is not None and base.rerank.enabled and bool(base.rerank.stages)
+    model_budget = budget_s * (1 - rerank_share) if tune_rr else budget_s
+    started = time.perf_counter()
+
+    def make(**overrides: Any) -> PipelineSystem:
+        return PipelineSystem(with_overrides(base, overrides), policy)
+
+    model = search("recsys", make, space, split, budget_s=model_budget, k=k,
+                   max_trials=max_trials, first=pipeline_first(base, space), seed=seed,
+                   progress=progress)  # fmt: skip
+    best = with_overrides(base, model.params)
+    rr = None
+    if tune_rr:
+        left = budget_s - (time.perf_counter() - started)
+        rspace = rerank_space(best.rerank)
+        if rspace and left > 0:
+            system = PipelineSystem(best, policy, rerank=True)
+            first = rerank_first(best.rerank, rspace)
+            rr = search_rerank(system, rspace, split, min_long_tail=float(min_long_tail or 0),
+                               budget_s=left, k=k, max_trials=max_trials, first=first,
+                               seed=seed, progress=progress)  # fmt: skip
+            best = best.model_copy(update={"rerank": with_overrides(best.rerank, rr.params)})
+    return TuneResult(best, model, rr, len(split.truth), budget_s, min_long_tail)
+
+
+def rerank_first(cfg: RerankConfig, space: Space) -> dict[str, Any]:
+    """The base re-ranking's value of every searched setting."""
+    data = cfg.model_dump()
+    out = {}
+    for key in space:
+        _, i, attr = key.split(".")
+        out[key] = data["stages"][int(i)][attr]
+    return out
+
+
+def report(result: TuneResult, *, top: int = 10) -> str:
+    """A short Markdown account of the search: what it tried, what it chose, and why."""
+    m = result.model
+    lines = [
+        "# recsys tune",
+        "",
+        f"Budget {result.budget_s:.0f} s; validation: each user's newest 20% of the data, "
+        f"{result.validation_users:,} users scored by NDCG@10.",
+        "",
+        f"## Model: {len(m.trials)} trials in {m.seconds:.0f} s",
+        "",
+        f"Base settings: validation NDCG@10 {m.base_ndcg or 0:.4f}; best: {m.ndcg:.4f} "
+        f"({(m.ndcg / m.base_ndcg - 1) if m.base_ndcg else 0:+.1%}).",
+        "",
+        _table(m.trials, top),
+    ]
+    if result.rerank is not None:
+        r = result.rerank
+        lines += [
+            "",
+            f"## Re-ranking: {len(r.trials)} trials in {r.seconds:.0f} s",
+            "",
+            f"Chosen: validation NDCG@10 {r.ndcg:.4f}, long-tail exposure "
+            f"{(r.long_tail or 0):.1%} "
+            + (
+                f"(the best of the settings giving the long tail at least {result.min_long_tail:.0%})."
+                if r.met
+                else f"(no setting reached the minimum of {result.min_long_tail:.0%}: "
+                "this is the one closest to it; give a larger budget or a lower minimum)."
+            ),
+            "",
+            _table(r.trials, top),
+        ]
+    lines += ["", "## Chosen settings", "", "```toml", result.config.to_toml().strip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _table(trials: Sequence[TrialRecord], top: int) -> str:
+    shown = sorted(trials, key=lambda t: -(t.ndcg or -1))[:top]
+    keys = sorted({key for t in shown for key in t.params})
+    has_lt = any(t.long_tail is not None for t in shown)
+    head = ["trial", "NDCG@10", *(["long tail"] if has_lt else []), "seconds", *keys]
+    rows = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for t in shown:
+        cells = [str(t.number), f"{t.ndcg:.4f}" if t.ndcg is not None else "failed"]
+        if has_lt:
+            cells.append(f"{(t.long_tail or 0):.1%}")
+        cells.append(f"{t.seconds:.1f}")
+        cells += [_fmt(t.params.get(key)) for key in keys]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
+
+
+def parse_budget(text: str) -> float:
+    """``90s``, ``10m``, ``1.5h`` or a bare number of seconds, as seconds."""
+    t = text.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        value = float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise ValueError(f"budget {text!r}: expected a duration like 90s, 10m or 1.5h") from None
+    if not value > 0:
+        raise ValueError(f"budget {text!r}: must be more than zero")
+    return value
