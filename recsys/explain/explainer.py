@@ -7,12 +7,12 @@ computed and the evidence the features give; an item a re-ranking stage brought 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from recsys.explain.reasons import EvidenceTable, Sensitivity, build_reason
+from recsys.explain.reasons import BlockEvidence, EvidenceTable, Sensitivity, build_reason
 from recsys.explain.rules import ReasonRules
 from recsys.explain.templates import MESSAGES, render
 from recsys.features.context import FeatureContext, UserState
@@ -41,11 +41,26 @@ class Explainer:
 
     def __call__(self, ctx: FeatureContext, st: UserState, items: ItemList) -> ItemList:
         """Adds a ``reason`` column; reads ``attributions`` and ``stage``."""
+        return self._explain(ctx, st, items, EvidenceTable(ctx, st, items.items))
+
+    def many(
+        self, ctx: FeatureContext, states: Sequence[UserState], lists: Sequence[ItemList]
+    ) -> list[ItemList]:
+        """:meth:`__call__` for a block of users' lists: evidence that array look-ups give is
+        computed for the whole block at once (the same facts as list by list)."""
+        block = BlockEvidence(ctx, states, [lst.items for lst in lists])
+        return [
+            self._explain(ctx, st, lst, EvidenceTable(ctx, st, lst.items, block, p))
+            for p, (st, lst) in enumerate(zip(states, lists, strict=True))
+        ]
+
+    def _explain(
+        self, ctx: FeatureContext, st: UserState, items: ItemList, table: EvidenceTable
+    ) -> ItemList:
         phi = items.column("attributions")
         stages = items.column("stage") if "stage" in items else [Stage.RANKER] * len(items)
         groups = items.column("group") if "group" in items else [None] * len(items)
         reasons = np.empty(len(items), dtype=object)
-        table = EvidenceTable(ctx, st, items.items)
         for r, (i, stage) in enumerate(zip(items.items.tolist(), stages, strict=True)):
             reasons[r] = self.reason(
                 ctx, st, i, phi[r], Stage(stage), groups[r], lambda f, r=r: table.get(f, r)

@@ -55,20 +55,53 @@ def sensitive_items(catalog: Catalog, policy: Policy) -> Sensitivity:
     return Sensitivity(policy, flags)
 
 
+class BlockEvidence:
+    """The evidence of a block of users' lists, feature by feature at first use: a feature with
+    ``evidence_block`` answers for every list of the block in one pass of array look-ups."""
+
+    def __init__(
+        self, ctx: FeatureContext, states: Sequence[UserState], lists: Sequence[np.ndarray]
+    ) -> None:
+        self.ctx, self.states, self.lists = ctx, states, lists
+        self._cols: dict[str, list[Sequence[tuple[Evidence, ...]]]] = {}
+
+    def column(self, feature: Feature, p: int) -> Sequence[tuple[Evidence, ...]]:
+        """Evidence of ``feature`` (which has ``evidence_block``) per item of list ``p``."""
+        col = self._cols.get(feature.name)
+        if col is None:
+            assert feature.evidence_block is not None
+            col = self._cols[feature.name] = feature.evidence_block(
+                self.ctx, self.states, self.lists
+            )
+        return col[p]
+
+
 class EvidenceTable:
     """The evidence of one user's list, asked for feature by feature as reasons are written.
 
-    A feature with ``evidence_many`` answers for every item of the list at its first use (one
-    solve serves them all); the others answer per item. Either way each answer is computed once.
+    A feature with ``evidence_block`` answers from the ``block`` (list ``pos`` of it) when there
+    is one; a feature with ``evidence_many`` answers for every item of the list at its first use
+    (one solve serves them all); the others answer per item. Either way each answer is computed
+    once.
     """
 
-    def __init__(self, ctx: FeatureContext, st: UserState, items: np.ndarray) -> None:
+    def __init__(
+        self,
+        ctx: FeatureContext,
+        st: UserState,
+        items: np.ndarray,
+        block: BlockEvidence | None = None,
+        pos: int = 0,
+    ) -> None:
         self.ctx, self.st, self.items = ctx, st, items
-        self._bulk: dict[str, list[tuple[Evidence, ...]]] = {}
+        self.block, self.pos = block, pos
+        self._bulk: dict[str, Sequence[tuple[Evidence, ...]]] = {}
         self._one: dict[tuple[str, int], tuple[Evidence, ...]] = {}
 
     def get(self, feature: Feature, r: int) -> tuple[Evidence, ...]:
         """Evidence of ``feature`` for the item at position ``r`` of the list."""
+        if self.block is not None and feature.evidence_block is not None:
+            return self.block.column(feature, self.pos)[r]
         if feature.evidence_many is not None:
             col = self._bulk.get(feature.name)
             if col is None:

@@ -31,8 +31,41 @@ Compute = Callable[[FeatureContext, UserBlock, np.ndarray, np.ndarray], np.ndarr
 position in ``block`` of the user that row ``r`` belongs to. Features are computed for every
 candidate of a block of users at once, so a request and a batch run the same code."""
 Explain = Callable[[FeatureContext, UserState, int], tuple[Evidence, ...]]
-ExplainMany = Callable[[FeatureContext, UserState, np.ndarray], list[tuple[Evidence, ...]]]
+ExplainMany = Callable[[FeatureContext, UserState, np.ndarray], Sequence[tuple[Evidence, ...]]]
 """Evidence for several items of one user's list at once (where one solve serves them all)."""
+ExplainBlock = Callable[
+    [FeatureContext, Sequence[UserState], Sequence[np.ndarray]],
+    list[Sequence[tuple[Evidence, ...]]],
+]
+"""Evidence for the lists of a block of users at once: per user, per item of their list."""
+
+
+class LazyEvidence(Sequence[tuple[Evidence, ...]]):
+    """Per item of a list, its evidence, built on first read: a reason reads only the evidence
+    of the features it names, so most of what is computed for a block is never turned into
+    :class:`~recsys.types.Evidence` objects."""
+
+    __slots__ = ("_make", "_memo")
+
+    def __init__(self, n: int, make: Callable[[int], tuple[Evidence, ...]]) -> None:
+        self._make = make
+        self._memo: list[tuple[Evidence, ...] | None] = [None] * n
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+    def __getitem__(self, r):  # type: ignore[override]
+        if isinstance(r, slice):
+            return [self[i] for i in range(*r.indices(len(self)))]
+        hit = self._memo[r]
+        if hit is None:
+            hit = self._memo[r] = self._make(r if r >= 0 else r + len(self))
+        return hit
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)
@@ -48,6 +81,9 @@ class Feature:
     evidence_many: ExplainMany | None = None
     """The same facts as ``evidence``, for many items at once; used when the explainer needs
     this feature's evidence for a list."""
+    evidence_block: ExplainBlock | None = None
+    """The same facts for the lists of a block of users at once (array look-ups over the whole
+    block); used first when the explainer has a block."""
 
     def __reduce__(self) -> tuple:
         # a feature is a registry entry: it pickles by name, so a model ships to worker processes
@@ -92,6 +128,24 @@ def together(ctx: FeatureContext, st: UserState, js: np.ndarray, items: np.ndarr
         me = shop.did(st.key, np.concatenate([js, items]))
         n = n - (me[: len(js)] & me[len(js) :])
     return np.maximum(n, 0)
+
+
+def _rows_of(lists: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The items of a block's lists as one array: ``(owner, items, starts)``, ``owner[n]`` the
+    position of the user row ``n`` belongs to, ``starts[p]`` where user ``p``'s rows begin."""
+    lens = np.array([len(x) for x in lists], dtype=np.int64)
+    items = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists]) if len(lists) else []
+    starts = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    return np.repeat(np.arange(len(lists)), lens), np.asarray(items, dtype=np.int64), starts
+
+
+def _shop_users(ctx: FeatureContext, states: Sequence[UserState]) -> np.ndarray:
+    """Per user of a block, their index in the shop-wide numbers (-1: not there, or no key)."""
+    shop = ctx.shop
+    assert shop is not None
+    return np.array(
+        [shop.users.get(st.key) if st.key is not None else -1 for st in states], dtype=np.int64
+    )
 
 
 def _segments(row_user: np.ndarray) -> list[tuple[int, slice]]:
@@ -220,24 +274,50 @@ def cooc_recent3(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: 
     return out
 
 
+def cooc_evidence_block(
+    ctx: FeatureContext, states: Sequence[UserState], lists: Sequence[np.ndarray]
+) -> list[Sequence[tuple[Evidence, ...]]]:
+    """Per item: the recent item (of the user's last 3) most other customers also chose with it,
+    with that count (the first on a tie; none when no one did); one look-up of every (recent
+    item, item) pair of the block at once."""
+    owner, items, starts = _rows_of(lists)
+    recent = np.full((len(states), 3), -1, dtype=np.int64)
+    for p, st in enumerate(states):
+        r = st.recent(3)
+        recent[p, : len(r)] = r
+    js = recent[owner]  # rows x 3: the recent items of each row's user (-1 pads)
+    counts = np.zeros(js.shape)
+    shop = ctx.shop
+    ok = js >= 0
+    if shop is not None and ok.any():
+        jj = js[ok]
+        ii = np.broadcast_to(items[:, None], js.shape)[ok]
+        n = shop.cooc.pairs(jj, ii)
+        who = np.broadcast_to(_shop_users(ctx, states)[owner][:, None], js.shape)[ok]
+        n = n - (shop.did_pairs(who, jj) & shop.did_pairs(who, ii))  # never the reader
+        counts[ok] = np.maximum(n, 0)
+    counts[js == items[:, None]] = 0.0
+    best = np.argmax(counts, axis=1)
+    rows = np.arange(len(items))
+    best_item = js[rows, best].tolist()
+    best_n = counts[rows, best].tolist()
+
+    def column(p: int) -> LazyEvidence:
+        st, at = states[p], int(starts[p])
+
+        def make(r: int) -> tuple[Evidence, ...]:
+            c = best_n[at + r]
+            return (_chose_together(ctx, st, best_item[at + r], int(c)),) if c != 0 else ()
+
+        return LazyEvidence(len(lists[p]), make)
+
+    return [column(p) for p in range(len(states))]
+
+
 def cooc_evidence_many(
     ctx: FeatureContext, st: UserState, items: np.ndarray
-) -> list[tuple[Evidence, ...]]:
-    """Per item: the recent item (of the last 3) most other customers also chose with it, with
-    that count; one look-up of every (recent item, item) pair of the list at once."""
-    r = st.recent(3)
-    items = np.asarray(items, dtype=np.int64)
-    if not len(r):
-        return [()] * len(items)
-    pairs = together(ctx, st, np.tile(r, len(items)), np.repeat(items, len(r)))
-    counts = np.where(r[None, :] == items[:, None], 0.0, pairs.reshape(len(items), len(r)))
-    best = np.argmax(counts, axis=1)
-    n = counts[np.arange(len(items)), best]
-    recent = r.tolist()
-    return [
-        (_chose_together(ctx, st, recent[k], int(c)),) if c != 0 else ()
-        for k, c in zip(best.tolist(), n.tolist(), strict=True)
-    ]
+) -> Sequence[tuple[Evidence, ...]]:
+    return cooc_evidence_block(ctx, [st], [np.asarray(items)])[0]
 
 
 def cooc_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
@@ -257,25 +337,47 @@ def category_affinity(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, c
     return np.where(n[row_user] > 0, np.maximum(out, 0.0), 0.0)
 
 
-def category_evidence_many(
-    ctx: FeatureContext, st: UserState, items: np.ndarray
-) -> list[tuple[Evidence, ...]]:
+def category_evidence_block(
+    ctx: FeatureContext, states: Sequence[UserState], lists: Sequence[np.ndarray]
+) -> list[Sequence[tuple[Evidence, ...]]]:
     """Per item: of its categories, the one most of the user's items are in (the first on a
-    tie), with that count."""
-    items = np.asarray(items, dtype=np.int64)
-    if st.n_items == 0 or not ctx.catalog.categories:
-        return [()] * len(items)
+    tie), with that count; none when the user has no item in any of them."""
+    owner, items, starts = _rows_of(lists)
+    names = ctx.catalog.categories
+    if not names or not len(items):
+        return [[()] * len(x) for x in lists]
     codes = ctx.catalog.category_codes[items]  # each item's categories in index order, -1 pads
-    counts = np.where(codes >= 0, st.category_counts[np.maximum(codes, 0)], -1.0)
+    mix = np.stack([st.category_counts for st in states])
+    counts = np.where(codes >= 0, mix[owner[:, None], np.maximum(codes, 0)], -1.0)
     at = np.argmax(counts, axis=1)
     rows = np.arange(len(items))
-    names, total = ctx.catalog.categories, st.n_items
-    return [
-        (Evidence(fact=Fact.CATEGORY_SHARE, category=names[c], count=int(n), total=total),)
-        if n > 0
-        else ()
-        for c, n in zip(codes[rows, at].tolist(), counts[rows, at].tolist(), strict=True)
-    ]
+    best = codes[rows, at].tolist()
+    best_n = counts[rows, at].tolist()
+
+    def column(p: int) -> Sequence[tuple[Evidence, ...]]:
+        st, first = states[p], int(starts[p])
+        total = st.n_items
+        if total == 0:
+            return [()] * len(lists[p])
+
+        def make(r: int) -> tuple[Evidence, ...]:
+            n = best_n[first + r]
+            if n <= 0:
+                return ()
+            ev = Evidence(
+                fact=Fact.CATEGORY_SHARE, category=names[best[first + r]], count=int(n), total=total
+            )
+            return (ev,)
+
+        return LazyEvidence(len(lists[p]), make)
+
+    return [column(p) for p in range(len(states))]
+
+
+def category_evidence_many(
+    ctx: FeatureContext, st: UserState, items: np.ndarray
+) -> Sequence[tuple[Evidence, ...]]:
+    return category_evidence_block(ctx, [st], [np.asarray(items)])[0]
 
 
 def category_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
@@ -396,22 +498,41 @@ def popularity_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[
     return customers_fact(ctx, st.key, item)
 
 
+def popularity_evidence_block(
+    ctx: FeatureContext, states: Sequence[UserState], lists: Sequence[np.ndarray]
+) -> list[Sequence[tuple[Evidence, ...]]]:
+    """:func:`customers_fact` for every item of a block's lists: one look-up of the readers'
+    own rows."""
+    shop = ctx.shop
+    if shop is None:
+        return [[()] * len(x) for x in lists]
+    owner, items, starts = _rows_of(lists)
+    me = shop.did_pairs(_shop_users(ctx, states)[owner], items)
+    n = shop.customers[items]
+    counts = np.where(me, np.maximum(n - 1, 0), n).tolist()
+    others = me.tolist()
+    counted = shop.counted
+
+    def column(p: int) -> LazyEvidence:
+        first = int(starts[p])
+
+        def make(r: int) -> tuple[Evidence, ...]:
+            c = counts[first + r]
+            if c == 0:
+                return ()
+            return (
+                Evidence(fact=Fact.CUSTOMERS, count=c, counted=counted, others=others[first + r]),
+            )
+
+        return LazyEvidence(len(lists[p]), make)
+
+    return [column(p) for p in range(len(states))]
+
+
 def popularity_evidence_many(
     ctx: FeatureContext, st: UserState, items: np.ndarray
-) -> list[tuple[Evidence, ...]]:
-    """:func:`customers_fact` for every item of a list: one look-up of the reader's own rows."""
-    shop = ctx.shop
-    items = np.asarray(items, dtype=np.int64)
-    if shop is None:
-        return [()] * len(items)
-    n = shop.customers[items]
-    me = shop.did(st.key, items) if st.key is not None else np.zeros(len(items), dtype=bool)
-    n = np.where(me, np.maximum(n - 1, 0), n)
-    counted = shop.counted
-    return [
-        (Evidence(fact=Fact.CUSTOMERS, count=c, counted=counted, others=o),) if c != 0 else ()
-        for c, o in zip(n.tolist(), me.tolist(), strict=True)
-    ]
+) -> Sequence[tuple[Evidence, ...]]:
+    return popularity_evidence_block(ctx, [st], [np.asarray(items)])[0]
 
 
 def customers_fact(ctx: FeatureContext, key: str | None, item: int) -> tuple[Evidence, ...]:
@@ -485,10 +606,11 @@ FEATURES: tuple[Feature, ...] = (
     Feature("sim_mean10", "similar", "mean similarity to the user's 10 most recent items",
             HIST, sim_mean10, similar_evidence),
     Feature("cooc_recent3", "together", "customers who chose the user's recent items chose it too",
-            HIST, cooc_recent3, cooc_evidence, evidence_many=cooc_evidence_many),
+            HIST, cooc_recent3, cooc_evidence, evidence_many=cooc_evidence_many,
+            evidence_block=cooc_evidence_block),
     Feature("category_affinity", "category", "share of the user's items in the item's category",
             HIST | {f"{ITM}.category"}, category_affinity, category_evidence,
-            evidence_many=category_evidence_many),
+            evidence_many=category_evidence_many, evidence_block=category_evidence_block),
     Feature("brand_affinity", "brand", "share of the user's items from the item's brand",
             HIST | {f"{ITM}.brand"}, brand_affinity, brand_evidence,
             lambda ctx: ctx.catalog.brand is not None),
@@ -500,7 +622,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature("trending", "trending", "shop-wide choices in the last 30 days (log)",
             HIST, trending, trending_evidence),
     Feature("popularity", "popularity", "customers who ever chose it (log)",
-            HIST, popularity, popularity_evidence, evidence_many=popularity_evidence_many),
+            HIST, popularity, popularity_evidence, evidence_many=popularity_evidence_many,
+            evidence_block=popularity_evidence_block),
     Feature("average_rating", "rating", "average rating, shrunk towards the shop mean",
             HIST | {f"{INT}.value"}, average_rating, rating_evidence, lambda ctx: ctx.has_ratings),
     Feature("item_age", "new", "days since the item was listed",

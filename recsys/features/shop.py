@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from recsys.data.schema import EVENTS
 from recsys.features.history import DAY, EVENT_CODE, Vocabulary
-from recsys.features.stats import Cooccurrence
+from recsys.features.stats import Cooccurrence, csr_find
 
 SIGNAL_ORDER = ("purchase", "rating", "cart", "view")
 """The strongest event type a data set has is the one shop-wide numbers count."""
@@ -146,6 +146,18 @@ class ShopStats:
             return np.zeros(len(items), dtype=bool)
         pos = np.minimum(np.searchsorted(row, items), len(row) - 1)
         return row[pos] == items
+
+    def did_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Per ``n``: did customer ``users[n]`` (an index of :attr:`users`, -1: none) do the
+        signal event on ``items[n]``? :meth:`did` for the pairs of many customers at once."""
+        users = np.asarray(users, dtype=np.int64)
+        items = np.asarray(items, dtype=np.int64)
+        known = users >= 0
+        out = np.zeros(len(items), dtype=bool)
+        if known.any():
+            X = self.signal_matrix  # canonical CSR: each row's indices are sorted
+            out[known], _ = csr_find(X.indptr, X.indices, users[known], items[known])
+        return out
 
     def did_between(self, key: str, item: int, start: int, end: int) -> bool:
         """Did customer ``key`` do the signal event on ``item`` in ``[start, end)``?"""

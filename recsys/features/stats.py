@@ -13,6 +13,29 @@ SMALL = 32
 """Pair look-ups up to this many run as a loop of bisections, larger ones vectorized."""
 
 
+def csr_find(
+    indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, cols: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Is ``cols[n]`` stored in row ``rows[n]`` of a CSR layout with sorted rows, and where:
+    a binary search over all pairs at once, one step per halving of a row. ``at`` is only
+    meaningful where ``hit``."""
+    lo = indptr[rows].astype(np.int64)
+    hi = indptr[rows + 1].astype(np.int64)
+    end = hi.copy()
+    while True:  # first position in [lo, hi) whose neighbour is >= the column
+        todo = lo < hi
+        if not todo.any():
+            break
+        mid = (lo + hi) // 2
+        below = todo & (indices[np.minimum(mid, len(indices) - 1)] < cols)
+        lo = np.where(below, mid + 1, lo)
+        hi = np.where(todo & ~below, mid, hi)
+    found = lo < end
+    at = np.minimum(lo, max(len(indices) - 1, 0))
+    hit = found & (indices[at] == cols) if len(indices) else found
+    return hit, at
+
+
 @dataclass(frozen=True)
 class Cooccurrence:
     """Per item, the items chosen by the same customers and how many customers chose both.
@@ -81,20 +104,7 @@ class Cooccurrence:
                 if p < hi and self.indices[p] == c:
                     out[n] = self.counts[p]
             return out
-        lo = self.indptr[rows].astype(np.int64)
-        hi = self.indptr[rows + 1].astype(np.int64)
-        end = hi.copy()
-        while True:  # first position in [lo, hi) whose neighbour is >= the column
-            todo = lo < hi
-            if not todo.any():
-                break
-            mid = (lo + hi) // 2
-            below = todo & (self.indices[np.minimum(mid, len(self.indices) - 1)] < cols)
-            lo = np.where(below, mid + 1, lo)
-            hi = np.where(todo & ~below, mid, hi)
-        found = lo < end
-        at = np.minimum(lo, max(len(self.indices) - 1, 0))
-        hit = found & (self.indices[at] == cols) if len(self.indices) else found
+        hit, at = csr_find(self.indptr, self.indices, rows, cols)
         return np.where(hit, self.counts[at] if len(self.counts) else 0, 0).astype(float)
 
     def to_arrays(self, prefix: str = "cooc") -> dict[str, np.ndarray]:

@@ -205,10 +205,9 @@ class Pipeline:
                 ]
             else:
                 finals = self._rerank(queries_p, states, scored)
-            for (p, r), st, final, fill in zip(personal, states, finals, filled, strict=True):
-                lst = rule_reasons.finish(
-                    self.explainer, ctx, st, self.explainer(ctx, st, final), fill
-                )
+            explained = self.explainer.many(ctx, states, finals)
+            for (p, r), st, lst, fill in zip(personal, states, explained, filled, strict=True):
+                lst = rule_reasons.finish(self.explainer, ctx, st, lst, fill)
                 result[p] = self._recommendations(r.query, lst, True)
         out = [r for r in result if r is not None]
         if self.hooks is None and self.sink is None:
