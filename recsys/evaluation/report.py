@@ -216,6 +216,14 @@ def summary(metrics: dict[str, Any]) -> dict[str, Any]:
         )
     if not headlines:
         headlines.append(f"Only {ref} was evaluated: nothing to compare.")
+    ours, free = systems.get("recsys (no re-ranking)"), systems.get("unconstrained GBM")
+    if ours and free:
+        a, b = ours[f"ndcg@{k}"], free[f"ndcg@{k}"]
+        headlines.append(
+            f"What exact reasons cost: NDCG@{k} {a:.4f} for our additive ranker against {b:.4f} "
+            f"for an unconstrained one on the same candidates and features "
+            f"({(a / b - 1) if b else 0:+.1%})."
+        )
     wins = []
     for goal, key, pct in WINS:
         best = max(systems, key=lambda n, key=key: (_value(systems[n], key, k), n))

@@ -46,14 +46,19 @@ from recsys.evaluation.metrics import (
     novelty,
 )
 from recsys.evaluation.minimization import segments
+from recsys.evaluation.peers import RP3beta, UnconstrainedRanker
 from recsys.evaluation.protocol import Exclusions, Protocol, ProtocolConfig, apply_exclusions
 from recsys.privacy.policy import Policy
 
+UNCONSTRAINED = "unconstrained GBM"
+"""The pipeline's candidates and features under a ranker free to combine features: the gap to
+"recsys (no re-ranking)" is what exact reasons cost."""
 GRIDS: dict[str, dict[str, list[Any]]] = {
     "item-knn": {"neighbors": [20, 50, 100]},
     "ease": {"l2": [100.0, 300.0, 1000.0]},
     "als": {"factors": [64, 128, 200], "regularization": [5.0, 10.0], "alpha": [1.0, 2.0]},
     "bpr": {"factors": [64, 128], "learning_rate": [0.01, 0.05]},
+    "rp3beta": {"alpha": [0.5, 1.0], "beta": [0.3, 0.6], "neighbors": [100, 300]},
     "recsys": {"ranker.max_leaf_nodes": [7, 15]},
     "rerank": {"stages.0.trade_off": [0.85, 0.95, 1.0], "stages.1.proportion": [0.35, 0.4, 0.5]},
 }
@@ -64,7 +69,9 @@ SYSTEMS = (
     "ease",
     "als",
     "bpr",
+    "rp3beta",
     "recsys (no re-ranking)",
+    UNCONSTRAINED,
     "recsys",
 )
 
@@ -138,6 +145,8 @@ def _make(name: str, params: dict[str, Any], cfg: EvaluationConfig):
         return EASE(**params)
     if name in ("als", "bpr"):
         return ImplicitSystem(**{"algorithm": name, "random_state": seed, **params})
+    if name == "rp3beta":
+        return RP3beta(**params)
     raise KeyError(name)
 
 
@@ -197,7 +206,7 @@ def run_evaluation(
                 skipped[name] = "no purchase events in the training period"
                 continue
             systems[name] = _make(name, {}, cfg)
-        elif name in ("item-knn", "ease", "als", "bpr"):
+        elif name in ("item-knn", "ease", "als", "bpr", "rp3beta"):
             params: dict[str, Any] = {}
             if cfg.tune:
                 fixed = (
@@ -205,19 +214,16 @@ def run_evaluation(
                     if name in ("als", "bpr")
                     else None
                 )
-                make = (
-                    ImplicitSystem
-                    if name in ("als", "bpr")
-                    else (ItemKNN if name == "item-knn" else EASE)
-                )
+                make = {"als": ImplicitSystem, "bpr": ImplicitSystem, "item-knn": ItemKNN,
+                        "ease": EASE, "rp3beta": RP3beta}[name]  # fmt: skip
                 params, score, _ = tune(make, GRIDS[name], train, items, ds.users,
                                         fraction=cfg.validation_fraction, k=k, fixed=fixed,
                                         protocol=protocol)  # fmt: skip
                 params = {p: v for p, v in params.items() if p not in ("algorithm", "random_state")}
                 tuned[name] = {"params": params, "validation_ndcg": score}
             systems[name] = _make(name, params, cfg)
-        elif name in ("recsys (no re-ranking)", "recsys"):
-            if "pipeline" not in tuned:
+        elif name in ("recsys (no re-ranking)", "recsys", UNCONSTRAINED):
+            if "_pipeline_config" not in tuned:
                 base = cfg.pipeline.model_copy(deep=True)
                 base.collaborative.random_state = cfg.seed
                 base.ranker.random_state = cfg.seed
@@ -235,7 +241,9 @@ def run_evaluation(
                     tuned["pipeline"] = {"params": params, "validation_ndcg": score}
                 tuned["_pipeline_config"] = with_overrides(base, params)
             pcfg = tuned["_pipeline_config"]
-            if name == "recsys":
+            if name == UNCONSTRAINED:  # the same settings as ours, only the constraint lifted
+                systems[name] = UnconstrainedRanker(pcfg, policy)
+            elif name == "recsys":
                 rr = pcfg.rerank
                 if cfg.tune:
                     rr, val, _ = tune_rerank(PipelineSystem(pcfg, policy, rerank=True), GRIDS["rerank"], train,
