@@ -62,11 +62,11 @@ def run(args: argparse.Namespace) -> int:
     rep = Path(args.report) if args.report else out.with_suffix(".md")
     atomic.write_bytes_atomic(out, result.config.to_toml().encode())
     atomic.write_bytes_atomic(rep, report(result).encode())
-    m = result.model
-    print(
-        f"model: {len(m.trials)} trials, validation NDCG@10 {m.base_ndcg or 0:.4f} (base) -> "
-        f"{m.ndcg:.4f}"
-    )
+    for m in result.phases[:2]:
+        print(
+            f"{m.name}: {len(m.trials)} trials, validation NDCG@10 {m.base_ndcg or 0:.4f} "
+            f"(base) -> {m.ndcg:.4f}"
+        )
     if result.rerank is not None:
         r = result.rerank
         print(f"re-ranking: {len(r.trials)} trials, NDCG@10 {r.ndcg:.4f}, long tail "

@@ -22,6 +22,7 @@ import pandas as pd
 
 from recsys.config import RecommenderConfig
 from recsys.evaluation.baselines import (
+    ImplicitSystem,
     PipelineSystem,
     System,
     long_tail_items,
@@ -94,6 +95,16 @@ class Split:
             truth = {u: truth[u] for u in sorted(keep)}
         return cls(inner, truth, exclude, items, users)
 
+    def minimized(self, cfg: RecommenderConfig, policy: Policy | None) -> Split:
+        """The split with its fitting part reduced as the pipeline reduces it (consent,
+        retention, history caps): what a bare collaborative model may learn from."""
+        from recsys.data.dataset import Dataset
+        from recsys.model.train import minimized
+
+        ds = Dataset(interactions=self.inner, items=self.items, users=self.users)
+        md = minimized(ds, cfg, policy or Policy.default(), now=self.inner["timestamp"].max())
+        return Split(md.interactions, self.truth, self.exclude, self.items, self.users)
+
     def score(self, recs: Mapping[str, Sequence[str]], k: int) -> float:
         return float(ndcg_values(recs, self.truth, k).mean())
 
@@ -165,6 +176,7 @@ def _optimize(
     first: Mapping[str, Any] | None,
     progress: bool,
     constraint: Callable[[TrialRecord], float] | None = None,
+    also: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[optuna.Study, list[TrialRecord], float]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     records: list[TrialRecord] = []
@@ -182,8 +194,8 @@ def _optimize(
 
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=8, multivariate=True)
     study = optuna.create_study(direction="maximize", sampler=sampler, study_name=name)
-    if first:
-        study.enqueue_trial(dict(first), skip_if_exists=True)
+    for point in [first, *also] if first else also:
+        study.enqueue_trial(dict(point), skip_if_exists=True)
     started = time.perf_counter()
     study.optimize(
         wrapped,
@@ -207,11 +219,12 @@ def search(
     max_trials: int | None = None,
     fixed: Mapping[str, Any] | None = None,
     first: Mapping[str, Any] | None = None,
+    also: Sequence[Mapping[str, Any]] = (),
     seed: int = 0,
     progress: bool = False,
 ) -> SearchResult:
     """Best validation NDCG@k of ``make(**fixed, **params)`` over ``space`` within ``budget_s``
-    seconds (and ``max_trials``); ``first`` is tried first (the base settings)."""
+    seconds (and ``max_trials``); ``first`` is tried first (the base settings), ``also`` next."""
     space = covering(space, first)
     users_v = sorted(split.truth)
 
@@ -223,7 +236,7 @@ def search(
 
     study, records, seconds = _optimize(
         name, objective, budget_s=budget_s, max_trials=max_trials, seed=seed, first=first,
-        progress=progress,
+        progress=progress, also=also,
     )  # fmt: skip
     best = study.best_trial
     return SearchResult(name, dict(best.params), float(best.value), records, seconds)
@@ -272,46 +285,66 @@ def search_rerank(
 
 
 # --- the pipeline's own search space --------------------------------------------------------
-def _index(seq: Sequence[Any], pred: Callable[[Any], bool]) -> int | None:
-    return next((i for i, x in enumerate(seq) if pred(x)), None)
+COLLAB_DEFAULTS = {"als": {"regularization": 10.0, "iterations": 15},
+                   "bpr": {"regularization": 0.01, "iterations": 100}}  # fmt: skip
+"""What ``None`` means for each algorithm (:class:`~recsys.candidates.implicit_adapter.ImplicitModel`)."""
+
+
+def collaborative_space(cfg: RecommenderConfig) -> Space:
+    """The collaborative model's settings (searched on its own top-k: cheap, and what the
+    candidates need)."""
+    if cfg.collaborative.algorithm == "als":
+        return {
+            "factors": Range(32, 256, log=True),
+            "regularization": Range(0.5, 50.0, log=True),
+            "alpha": Range(0.25, 8.0, log=True),
+            "iterations": Range(8, 30),
+        }
+    return {
+        "factors": Range(32, 256, log=True),
+        "learning_rate": Range(0.003, 0.1, log=True),
+        "regularization": Range(0.001, 0.1, log=True),
+        "iterations": Range(50, 300, log=True),
+    }
 
 
 def pipeline_space(cfg: RecommenderConfig) -> Space:
-    """What ``recsys tune`` searches, by the base config's own source order."""
+    """The ranker's settings and the candidate counts, by the base config's own source order."""
     space: dict[str, Range | Choice] = {
-        "collaborative.factors": Range(32, 256, log=True),
-        "ranker.max_iter": Range(100, 600, log=True),
-        "ranker.learning_rate": Range(0.02, 0.2, log=True),
+        "ranker.max_iter": Range(100, 500, log=True),
+        "ranker.learning_rate": Range(0.02, 0.15, log=True),
         "ranker.max_leaf_nodes": Range(4, 31, log=True),
-        "ranker.min_samples_leaf": Range(10, 200, log=True),
+        "ranker.min_samples_leaf": Range(10, 100, log=True),
     }
-    if cfg.collaborative.algorithm == "als":
-        space["collaborative.regularization"] = Range(0.5, 50.0, log=True)
-        space["collaborative.alpha"] = Range(0.25, 8.0, log=True)
-        space["collaborative.iterations"] = Range(8, 30)
-    else:
-        space["collaborative.learning_rate"] = Range(0.003, 0.1, log=True)
-        space["collaborative.regularization"] = Range(0.001, 0.1, log=True)
     for i, src in enumerate(cfg.candidates.sources):
         if src.kind == "collaborative":
-            space[f"candidates.sources.{i}.n"] = Range(50, 400, log=True)
+            space[f"candidates.sources.{i}.n"] = Range(100, 300)
         elif src.kind == "trending":
             space[f"candidates.sources.{i}.n"] = Range(0, 100)
     return space
 
 
-def pipeline_first(cfg: RecommenderConfig, space: Space) -> dict[str, Any]:
-    """The base config's value of every searched setting (algorithm defaults filled in)."""
+def config_values(cfg: Any, space: Space, prefix: str = "") -> dict[str, Any]:
+    """The value of every searched setting in a config (``None`` read as the default)."""
     data = cfg.model_dump()
-    defaults = {"collaborative.regularization": 10.0 if cfg.collaborative.algorithm == "als"
-                else 0.01, "collaborative.iterations": 15}  # fmt: skip
     out: dict[str, Any] = {}
     for key in space:
         node: Any = data
-        for part in key.split("."):
+        for part in (prefix + key).split("."):
             node = node[int(part)] if isinstance(node, list) else node[part]
-        out[key] = defaults.get(key) if node is None else node
+        out[key] = node
     return out
+
+
+def pipeline_first(cfg: RecommenderConfig, space: Space) -> dict[str, Any]:
+    """The base config's value of every searched pipeline setting."""
+    return config_values(cfg, space)
+
+
+def collaborative_first(cfg: RecommenderConfig, space: Space) -> dict[str, Any]:
+    defaults = COLLAB_DEFAULTS[cfg.collaborative.algorithm]
+    got = config_values(cfg.collaborative, space)
+    return {key: defaults.get(key) if v is None else v for key, v in got.items()}
 
 
 def rerank_space(cfg: RerankConfig) -> Space:
@@ -326,14 +359,77 @@ def rerank_space(cfg: RerankConfig) -> Space:
     return space
 
 
+def rerank_first(cfg: RerankConfig, space: Space) -> dict[str, Any]:
+    """The base re-ranking's value of every searched setting."""
+    return config_values(cfg, space)
+
+
 @dataclass
 class TuneResult:
     config: RecommenderConfig
-    model: SearchResult
-    rerank: SearchResult | None
+    phases: list[SearchResult]
+    """``collaborative``, ``recsys`` (ranker and candidates) and ``rerank``, those that ran."""
     validation_users: int
     budget_s: float
     min_long_tail: float | None = None
+
+    def phase(self, name: str) -> SearchResult | None:
+        return next((p for p in self.phases if p.name == name), None)
+
+    @property
+    def model(self) -> SearchResult:
+        return self.phase("recsys")  # type: ignore[return-value]
+
+    @property
+    def rerank(self) -> SearchResult | None:
+        return self.phase("rerank")
+
+
+def search_model(
+    make: Callable[[RecommenderConfig], System],
+    base: RecommenderConfig,
+    split: Split,
+    policy: Policy | None = None,
+    *,
+    budget_s: float,
+    collaborative_share: float = 0.35,
+    k: int = 10,
+    max_trials: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[RecommenderConfig, list[SearchResult]]:
+    """The model's settings in two steps within ``budget_s``: the collaborative model on its
+    own top-k NDCG (``collaborative_share`` of the budget: its trials take a second or two),
+    then the ranker and candidate counts of ``make(config)`` with that model fixed."""
+    started = time.perf_counter()
+    algo = base.collaborative.algorithm
+    cspace = collaborative_space(base)
+    collab = search("collaborative", ImplicitSystem, cspace, split.minimized(base, policy),
+                    budget_s=budget_s * collaborative_share, k=k, max_trials=max_trials,
+                    fixed={"algorithm": algo, "random_state": base.collaborative.random_state},
+                    first=collaborative_first(base, cspace), seed=seed, progress=progress)  # fmt: skip
+    models = {
+        "base": base,
+        "tuned": with_overrides(
+            base, {f"collaborative.{key}": v for key, v in collab.params.items()}
+        ),
+    }
+    # the model best on its own top-k need not make the best candidates and features: both
+    # compete in the pipeline, the base first (so the defaults are always trial 0)
+    rest = pipeline_space(base)
+    space = {"collaborative": Choice(("base", "tuned")), **rest}
+    first = {"collaborative": "base", **pipeline_first(base, rest)}
+
+    def build(o: Mapping[str, Any]) -> RecommenderConfig:
+        rest = {key: v for key, v in o.items() if key != "collaborative"}
+        return with_overrides(models[o["collaborative"]], rest)
+
+    left = budget_s - (time.perf_counter() - started)
+    ranker = search("recsys", lambda **o: make(build(o)), space, split,
+                    budget_s=max(left, 1e-3), k=k, max_trials=max_trials, first=first,
+                    also=[{**first, "collaborative": "tuned"}], seed=seed,
+                    progress=progress)  # fmt: skip
+    return build(ranker.params), [collab, ranker]
 
 
 def tune_pipeline(
@@ -345,92 +441,84 @@ def tune_pipeline(
     *,
     budget_s: float = 600.0,
     min_long_tail: float | None = 0.15,
-    rerank_share: float = 0.2,
+    rerank_share: float = 0.15,
     k: int = 10,
     max_users: int | None = 5_000,
     max_trials: int | None = None,
     seed: int = 0,
     progress: bool = True,
 ) -> TuneResult:
-    """``recsys tune``: the model's settings first, then (with ``rerank_share`` of the budget)
-    the re-ranking trade-offs under ``min_long_tail`` (``None``: re-ranking left as it is)."""
+    """``recsys tune``: the model's settings (:func:`search_model`), then with ``rerank_share``
+    of the budget the re-ranking trade-offs under ``min_long_tail`` (``None``: left as is)."""
     base = base or RecommenderConfig()
     split = Split.carve(train, items, users, max_users=max_users, seed=seed)
-    space = pipeline_space(base)
     tune_rr = min_long_tail is not None and base.rerank.enabled and bool(base.rerank.stages)
-    model_budget = budget_s * (1 - rerank_share) if tune_rr else budget_s
     started = time.perf_counter()
-
-    def make(**overrides: Any) -> PipelineSystem:
-        return PipelineSystem(with_overrides(base, overrides), policy)
-
-    model = search("recsys", make, space, split, budget_s=model_budget, k=k,
-                   max_trials=max_trials, first=pipeline_first(base, space), seed=seed,
-                   progress=progress)  # fmt: skip
-    best = with_overrides(base, model.params)
-    rr = None
+    best, phases = search_model(
+        lambda cfg: PipelineSystem(cfg, policy), base, split, policy,
+        budget_s=budget_s * (1 - rerank_share) if tune_rr else budget_s, k=k,
+        max_trials=max_trials, seed=seed, progress=progress,
+    )  # fmt: skip
     if tune_rr:
         left = budget_s - (time.perf_counter() - started)
         rspace = rerank_space(best.rerank)
-        if rspace and left > 0:
+        if rspace:
             system = PipelineSystem(best, policy, rerank=True)
-            first = rerank_first(best.rerank, rspace)
             rr = search_rerank(system, rspace, split, min_long_tail=float(min_long_tail or 0),
-                               budget_s=left, k=k, max_trials=max_trials, first=first,
-                               seed=seed, progress=progress)  # fmt: skip
+                               budget_s=max(left, 1e-3), k=k, max_trials=max_trials,
+                               first=rerank_first(best.rerank, rspace), seed=seed,
+                               progress=progress)  # fmt: skip
             best = best.model_copy(update={"rerank": with_overrides(best.rerank, rr.params)})
-    return TuneResult(best, model, rr, len(split.truth), budget_s, min_long_tail)
+            phases.append(rr)
+    return TuneResult(best, phases, len(split.truth), budget_s, min_long_tail)
 
 
-def rerank_first(cfg: RerankConfig, space: Space) -> dict[str, Any]:
-    """The base re-ranking's value of every searched setting."""
-    data = cfg.model_dump()
-    out = {}
-    for key in space:
-        _, i, attr = key.split(".")
-        out[key] = data["stages"][int(i)][attr]
-    return out
+PHASE_TITLES = {
+    "collaborative": "Collaborative model (on its own top-10)",
+    "recsys": "Ranker and candidates (the whole pipeline)",
+    "rerank": "Re-ranking",
+}
 
 
 def report(result: TuneResult, *, top: int = 10) -> str:
     """A short Markdown account of the search: what it tried, what it chose, and why."""
-    m = result.model
     lines = [
         "# recsys tune",
         "",
         f"Budget {result.budget_s:.0f} s; validation: each user's newest 20% of the data, "
-        f"{result.validation_users:,} users scored by NDCG@10.",
-        "",
-        f"## Model: {len(m.trials)} trials in {m.seconds:.0f} s",
-        "",
-        f"Base settings: validation NDCG@10 {m.base_ndcg or 0:.4f}; best: {m.ndcg:.4f} "
-        f"({(m.ndcg / m.base_ndcg - 1) if m.base_ndcg else 0:+.1%}).",
-        "",
-        _table(m.trials, top),
+        f"{result.validation_users:,} users scored by NDCG@10. The first trial of each step is "
+        "the base settings.",
     ]
-    if result.rerank is not None:
-        r = result.rerank
-        lines += [
-            "",
-            f"## Re-ranking: {len(r.trials)} trials in {r.seconds:.0f} s",
-            "",
-            f"Chosen: validation NDCG@10 {r.ndcg:.4f}, long-tail exposure "
-            f"{(r.long_tail or 0):.1%} "
-            + (
-                f"(the best of the settings giving the long tail at least {result.min_long_tail:.0%})."
-                if r.met
-                else f"(no setting reached the minimum of {result.min_long_tail:.0%}: "
-                "this is the one closest to it; give a larger budget or a lower minimum)."
-            ),
-            "",
-            _table(r.trials, top),
-        ]
+    for ph in result.phases:
+        lines += ["", f"## {PHASE_TITLES[ph.name]}: {len(ph.trials)} trials in {ph.seconds:.0f} s",
+                  ""]  # fmt: skip
+        if ph.name == "rerank":
+            lt = result.min_long_tail or 0.0
+            lines.append(
+                f"Chosen: validation NDCG@10 {ph.ndcg:.4f}, long-tail exposure "
+                f"{(ph.long_tail or 0):.1%} "
+                + (f"(the best of the settings giving the long tail at least {lt:.0%})."
+                   if ph.met else f"(no setting reached the minimum of {lt:.0%}: this is the "
+                   "one closest to it; give a larger budget or a lower minimum).")
+            )  # fmt: skip
+        else:
+            gain = (ph.ndcg / ph.base_ndcg - 1) if ph.base_ndcg else 0.0
+            lines.append(f"Base settings: validation NDCG@10 {ph.base_ndcg or 0:.4f}; best: "
+                         f"{ph.ndcg:.4f} ({gain:+.1%}).")  # fmt: skip
+        lines += ["", _table(ph.trials, top, feasible=result.min_long_tail
+                              if ph.name == "rerank" else None)]  # fmt: skip
     lines += ["", "## Chosen settings", "", "```toml", result.config.to_toml().strip(), "```"]
     return "\n".join(lines) + "\n"
 
 
-def _table(trials: Sequence[TrialRecord], top: int) -> str:
-    shown = sorted(trials, key=lambda t: -(t.ndcg or -1))[:top]
+def _table(trials: Sequence[TrialRecord], top: int, feasible: float | None = None) -> str:
+    """The ``top`` best trials (with a minimum long tail: those reaching it first)."""
+
+    def rank(t: TrialRecord) -> tuple[bool, float]:
+        ok = feasible is None or (t.long_tail or 0.0) >= feasible
+        return (not ok, -(t.ndcg or -1))
+
+    shown = sorted(trials, key=rank)[:top]
     keys = sorted({key for t in shown for key in t.params})
     has_lt = any(t.long_tail is not None for t in shown)
     head = ["trial", "NDCG@10", *(["long tail"] if has_lt else []), "seconds", *keys]

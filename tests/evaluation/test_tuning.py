@@ -16,6 +16,8 @@ from recsys.evaluation.tuning import (
     Choice,
     Range,
     Split,
+    collaborative_first,
+    collaborative_space,
     parse_budget,
     pipeline_first,
     pipeline_space,
@@ -98,8 +100,9 @@ def test_the_pipeline_space_follows_the_configs_own_source_order() -> None:
     assert "candidates.sources.1.n" in space and "candidates.sources.0.n" in space
     first = pipeline_first(cfg, space)
     assert first["candidates.sources.1.n"] == 150 and first["candidates.sources.0.n"] == 30
-    assert first["collaborative.regularization"] == 10.0  # ALS's default filled in
     with_overrides(cfg, first)  # every path exists
+    cspace = collaborative_space(cfg)
+    assert collaborative_first(cfg, cspace)["regularization"] == 10.0  # ALS's default filled in
 
 
 def test_rerank_search_keeps_the_long_tail_minimum(split: Split) -> None:
@@ -122,11 +125,13 @@ def test_tune_writes_a_config_that_round_trips(shop) -> None:
         shop.interactions, shop.items, shop.users, small(), budget_s=120, max_trials=3,
         progress=False,
     )  # fmt: skip
-    assert len(result.model.trials) == 3
+    assert [p.name for p in result.phases] == ["collaborative", "recsys", "rerank"]
+    assert all(len(p.trials) == 3 for p in result.phases)
     again = RecommenderConfig.from_toml(result.config.to_toml())
     assert again == result.config
     text = report(result)
-    assert "## Model: 3 trials" in text and "## Re-ranking" in text and "```toml" in text
+    assert "## Ranker and candidates (the whole pipeline): 3 trials" in text
+    assert "## Collaborative model" in text and "## Re-ranking" in text and "```toml" in text
     assert np.isfinite(result.model.ndcg)
 
 
@@ -150,3 +155,10 @@ def test_recsys_tune_refuses_a_bad_budget(tmp_path: Path, capsys) -> None:
     assert code == 2
     assert "--budget" in capsys.readouterr().err
     assert not (tmp_path / "x.toml").exists()
+
+
+def test_the_collaborative_step_learns_only_from_consenting_customers(shop, split) -> None:
+    """The bare model of step one sees what the pipeline would: minimized data."""
+    declined = set(shop.users.loc[~shop.users["consent_personalization"], "user_id"])
+    assert declined & set(split.inner["user_id"])  # the raw split has them
+    assert not declined & set(split.minimized(RecommenderConfig(), None).inner["user_id"])
