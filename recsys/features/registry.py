@@ -174,7 +174,7 @@ def cooccurrence(ctx: FeatureContext, j: int, cand: np.ndarray) -> np.ndarray:
 
 def collab_evidence_many(
     ctx: FeatureContext, st: UserState, items: np.ndarray
-) -> list[tuple[Evidence, ...]]:
+) -> Sequence[tuple[Evidence, ...]]:
     """Per item: the history item that adds most to its collaborative score among those also
     chosen with it (the exact ALS split), else the taste profile."""
     if st.n_items == 0:
@@ -193,15 +193,19 @@ def collab_evidence_many(
     ok = (contrib[top, col] > 0) & (hist[top] != np.asarray(items)[col])
     both = np.zeros(top.shape)
     both[ok] = together(ctx, st, hist[top][ok], np.asarray(items)[col][ok])
-    out: list[tuple[Evidence, ...]] = []
-    for r in range(len(items)):
-        hit = np.flatnonzero(both[:, r] > 0)
-        if len(hit):
-            k = int(top[hit[0], r])
-            out.append((_chose_together(ctx, st, int(hist[k]), int(both[hit[0], r])),))
-        else:
-            out.append((Evidence(fact=Fact.TASTE_PROFILE, count=st.n_items),))
-    return out
+    found = both > 0
+    first = np.argmax(found, axis=0)  # the first of the five also chosen with the item
+    rows = np.arange(len(items))
+    has = found[first, rows].tolist()
+    item_of = hist[top[first, rows]].tolist()
+    count_of = both[first, rows].tolist()
+
+    def make(r: int) -> tuple[Evidence, ...]:
+        if has[r]:
+            return (_chose_together(ctx, st, item_of[r], int(count_of[r])),)
+        return (Evidence(fact=Fact.TASTE_PROFILE, count=st.n_items),)
+
+    return LazyEvidence(len(items), make)
 
 
 def _chose_together(ctx: FeatureContext, st: UserState, j: int, n: int) -> Evidence:
@@ -436,7 +440,7 @@ def repeat_cycle(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: 
     for pos, rows in _segments(row_user):
         lp = b.states[pos].last_purchase
         if lp:
-            last[rows] = [lp.get(int(i), np.nan) for i in cand[rows]]
+            last[rows] = [lp.get(i, np.nan) for i in cand[rows].tolist()]
     as_of = b.as_of[row_user]
     return (as_of - last) / DAY / np.where(np.isfinite(gaps[cand]), gaps[cand], 30.0)
 
