@@ -16,7 +16,7 @@ from recsys.cli.data_args import (
 )
 from recsys.data import Dataset, load_dir
 from recsys.data.synthetic import ShopSpec, make_shop, write_shop
-from recsys.errors import ConfigError, DataValidationError
+from recsys.errors import ConfigError, DataValidationError, ModelFitError
 from recsys.privacy.minimize import MinimizationReport
 
 
@@ -93,7 +93,10 @@ def train(args: argparse.Namespace) -> int:
         consent=consent_from_args(args),
     )  # fmt: skip
     now = pd.Timestamp(args.now, tz="UTC") if args.now else None
-    model = rec.fit(ds, now=now).model_
+    try:
+        model = rec.fit(ds, now=now).model_
+    except ModelFitError as exc:
+        raise ModelFitError(f"{exc}{_now_hint(ds, args.now)}") from exc
     if model.minimization:
         print(MinimizationReport(**model.minimization).to_text())
     t = model.training
@@ -104,6 +107,17 @@ def train(args: argparse.Namespace) -> int:
     rec.save(args.out)
     print(f"model written to {args.out} in {t['seconds']:.1f}s of training")
     return 0
+
+
+def _now_hint(ds: Dataset, given: str | None) -> str:
+    """For data older than the retention window, the ``--now`` that would keep it."""
+    if given or ds.interactions.empty:
+        return ""
+    newest = pd.Timestamp(ds.interactions["timestamp"].max())
+    if newest > pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=30):
+        return ""
+    day = (newest + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    return f" (the data's newest event is on {newest:%Y-%m-%d}: --now {day})"
 
 
 def _read_user_ids(path: str) -> list[str]:

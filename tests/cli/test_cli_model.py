@@ -88,7 +88,9 @@ def test_historical_data_without_now_is_a_clear_error(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--data", str(ml100k_path), "--out", "m"]) == 2
-    assert "pass an earlier `now`" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "pass an earlier `now`" in err
+    assert "the data's newest event is on 1998-04-22: --now 1998-04-23" in err
 
 
 def test_bad_config_is_a_clear_error(shop_files: Path, tmp_path: Path, monkeypatch, capsys) -> None:
