@@ -70,11 +70,12 @@ def fair_topk(protected: np.ndarray, k: int, p: float, alpha: float) -> np.ndarr
     ``protected`` is in ranked order; returns positions into it. If too few protected items
     exist, the list takes what there is (the guarantee can only hold for what is available).
     """
-    n = len(protected)
+    flags = np.asarray(protected).tolist()  # plain bools: read once per position below
+    n = len(flags)
     k = min(k, n)
     table = fair_table(k, p, alpha)
-    prot = [i for i in range(n) if protected[i]]
-    other = [i for i in range(n) if not protected[i]]
+    prot = [i for i, f in enumerate(flags) if f]
+    other = [i for i, f in enumerate(flags) if not f]
     out: list[int] = []
     taken = 0
     pi = oi = 0
