@@ -30,6 +30,8 @@ class Vocabulary:
 
     def index(self, ids: np.ndarray | list[str] | pd.Series) -> np.ndarray:
         """Indices of ``ids``; -1 where unknown."""
+        if not len(ids):  # most requests exclude nothing: no index look-up for that
+            return np.empty(0, dtype=np.intp)
         if isinstance(ids, pd.Series) and len(ids) > 10_000:
             # an event column repeats few ids many times: look each distinct one up once
             codes, uniques = pd.factorize(ids, use_na_sentinel=False)
@@ -209,6 +211,15 @@ class Catalog:
             (np.ones(n, np.int8), (self.product, np.arange(n))),
             shape=(int(self.product.max(initial=-1)) + 1, n),
         )
+
+    @cached_property
+    def id_rank(self) -> np.ndarray:
+        """Per item, the rank of its id in text order: sorting by it sorts by ``ids.astype(str)``
+        (ids are unique), without comparing strings on the request path."""
+        order = np.argsort(self.items.ids.astype(str), kind="stable")
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        return rank
 
     @cached_property
     def has_twin(self) -> np.ndarray:

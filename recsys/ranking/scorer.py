@@ -35,23 +35,25 @@ class Scorer:
     def __call__(
         self, ctx: FeatureContext, block: UserBlock, cands: Sequence[np.ndarray]
     ) -> list[ItemList]:
-        X, _, cand = self.matrix(ctx, block, cands)
+        X, row_user, cand = self.matrix(ctx, block, cands)
         phi = self.model.contributions(X)
         score = self.model.base + phi.sum(axis=1)
-        ids = ctx.catalog.items.ids
-        product, twins = ctx.catalog.product, ctx.catalog.has_twin
+        cat = ctx.catalog
+        # one sort for the block: by user, then best score first, ties by item id (as text)
+        order = np.lexsort((cat.id_rank[cand], -score, row_user))
+        if cat.has_twin.any():  # items sharing a title are one product: keep its best-scored item
+            key = row_user[order] * (int(cat.product.max()) + 1) + cat.product[cand[order]]
+            _, first = np.unique(key, return_index=True)
+            order = order[np.sort(first)]
+        ends = np.cumsum(np.bincount(row_user[order], minlength=len(cands))).tolist()
+        items, score, phi = cand[order], score[order], phi[order]
         out, start = [], 0
-        for c in cands:
-            seg = slice(start, start + len(c))
-            start += len(c)
-            items = cand[seg]
-            order = np.lexsort((ids[items].astype(str), -score[seg]))
-            if twins.any():  # items sharing a title are one product: keep its best-scored item
-                _, first = np.unique(product[items[order]], return_index=True)
-                order = order[np.sort(first)]
+        for end in ends:
+            seg = slice(start, end)
+            start = end
             out.append(
                 ItemList.from_indices(
-                    items[order], ids, score=score[seg][order], attributions=phi[seg][order]
+                    items[seg], cat.items.ids, score=score[seg], attributions=phi[seg]
                 )
             )
         return out
