@@ -264,7 +264,7 @@ class UserState:
             for b in cat.brand[items]:
                 if b:
                     brands[b] = brands.get(b, 0) + 1
-        price = np.nanmedian(cat.price[items]) if cat.price is not None and len(items) else np.nan
+        price = _median(cat.price[items]) if cat.price is not None and len(items) else np.nan
         bought = ev_all == EVENT_CODE["purchase"]
         last_purchase = dict(zip(items_all[bought].tolist(), ts_all[bought].tolist(), strict=True))
         st = cls(
@@ -294,6 +294,11 @@ class UserState:
 
     def event_name(self, k: int) -> str:
         return EVENTS[int(self.last_event[k])]
+
+
+def _median(x: np.ndarray) -> float:
+    """``np.nanmedian(x)``; without NaNs that is ``np.median(x)``, which costs less per user."""
+    return np.nanmedian(x) if np.isnan(x).any() else np.median(x)
 
 
 @dataclass
