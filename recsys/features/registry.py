@@ -152,6 +152,8 @@ def _segments(row_user: np.ndarray) -> list[tuple[int, slice]]:
     """``(user position, rows)`` for each user's run of rows (rows are grouped by user)."""
     if not len(row_user):
         return []
+    if row_user[0] == row_user[-1]:  # one user (rows are grouped and in user order)
+        return [(int(row_user[0]), slice(0, len(row_user)))]
     cut = np.flatnonzero(np.diff(row_user)) + 1
     starts = np.concatenate([[0], cut])
     ends = np.concatenate([cut, [len(row_user)]])
@@ -273,7 +275,8 @@ def cooc_recent3(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: 
         if not len(r):
             continue
         c = cand[rows]
-        cols = [cooccurrence(ctx, int(j), c) / np.sqrt((cust[c] + 1) * (cust[j] + 1)) for j in r]
+        # the same products as one look-up per recent item, for the (at most) three at once
+        cols = ctx.cooc.lookup_rows(r, c) / np.sqrt((cust[c] + 1)[None, :] * (cust[r] + 1)[:, None])
         out[rows] = np.mean(cols, axis=0)
     return out
 
@@ -332,12 +335,14 @@ def cooc_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Eviden
 def category_affinity(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
     n = np.array([st.n_items for st in b.states], dtype=float)
     share = np.stack([st.category_counts for st in b.states]) / np.maximum(n, 1)[:, None]
-    ic = ctx.catalog.item_categories[cand]
-    per_nnz = share[np.repeat(row_user, np.diff(ic.indptr)), ic.indices]
-    out = np.zeros(len(cand))
-    has = np.diff(ic.indptr) > 0
-    if per_nnz.size:
-        out[has] = np.maximum.reduceat(per_nnz, ic.indptr[:-1][has])
+    # the largest share among each candidate's categories (0 without any): the padded codes
+    # give every candidate's categories as one row, so no sparse row selection is needed
+    codes = ctx.catalog.category_codes[cand]
+    has = codes >= 0
+    if not share.shape[1] or not has.any():
+        return np.zeros(len(cand))
+    vals = np.where(has, share[row_user[:, None], np.maximum(codes, 0)], -np.inf)
+    out = np.where(has.any(axis=1), vals.max(axis=1, initial=-np.inf), 0.0)
     return np.where(n[row_user] > 0, np.maximum(out, 0.0), 0.0)
 
 
@@ -439,8 +444,15 @@ def repeat_cycle(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: 
     last = np.full(len(cand), np.nan)
     for pos, rows in _segments(row_user):
         lp = b.states[pos].last_purchase
-        if lp:
-            last[rows] = [lp.get(i, np.nan) for i in cand[rows].tolist()]
+        if lp:  # the user's bought items, sorted, searched for the candidates at once
+            bought = np.fromiter(lp.keys(), dtype=np.int64, count=len(lp))
+            ts = np.fromiter(lp.values(), dtype=np.int64, count=len(lp))
+            order = np.argsort(bought)
+            bought, ts = bought[order], ts[order]
+            c = cand[rows]
+            at = np.minimum(np.searchsorted(bought, c), len(bought) - 1)
+            hit = bought[at] == c
+            last[rows] = np.where(hit, ts[at], np.nan)
     as_of = b.as_of[row_user]
     return (as_of - last) / DAY / np.where(np.isfinite(gaps[cand]), gaps[cand], 30.0)
 

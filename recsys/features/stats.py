@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,15 +9,28 @@ import scipy.sparse as sp
 
 ITEM_BLOCK = 2048
 SMALL = 32
-"""Pair look-ups up to this many run as a loop of bisections, larger ones vectorized."""
+"""Pair look-ups up to this many run as one search per row, larger ones vectorized."""
 
 
 def csr_find(
     indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, cols: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Is ``cols[n]`` stored in row ``rows[n]`` of a CSR layout with sorted rows, and where:
-    a binary search over all pairs at once, one step per halving of a row. ``at`` is only
-    meaningful where ``hit``."""
+    a binary search over all pairs at once, one step per halving of a row (a few pairs: one
+    ``searchsorted`` per distinct row). ``at`` is only meaningful where ``hit``."""
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    if len(rows) <= SMALL:  # a few pairs (one request's list), from few rows: a search per row
+        hit = np.zeros(len(rows), dtype=bool)
+        at = np.zeros(len(rows), dtype=np.int64)
+        for r in dict.fromkeys(rows.tolist()):
+            sel = np.flatnonzero(rows == r)
+            lo, hi = int(indptr[r]), int(indptr[r + 1])
+            if hi > lo:
+                p = np.minimum(lo + np.searchsorted(indices[lo:hi], cols[sel]), hi - 1)
+                hit[sel] = indices[p] == cols[sel]
+                at[sel] = p
+        return hit, at
     lo = indptr[rows].astype(np.int64)
     hi = indptr[rows + 1].astype(np.int64)
     end = hi.copy()
@@ -91,19 +103,32 @@ class Cooccurrence:
         hit = idx[pos] == cand
         return np.where(hit, self.counts[lo:hi][pos], 0).astype(float)
 
+    def lookup_rows(self, js: np.ndarray, cand: np.ndarray) -> np.ndarray:
+        """:meth:`lookup` for a few items at once: ``len(js) x len(cand)``. The rows of ``js``
+        are laid end to end as ``slot * n_items + neighbour`` (still sorted), so one search
+        serves them all."""
+        js = np.asarray(js, dtype=np.int64)
+        cand = np.asarray(cand, dtype=np.int64)
+        n_items = len(self.indptr) - 1
+        lo, hi = self.indptr[js].tolist(), self.indptr[js + 1].tolist()
+        keys = np.concatenate(
+            [np.empty(0, np.int64)]
+            + [
+                self.indices[a:b].astype(np.int64) + s * n_items
+                for s, (a, b) in enumerate(zip(lo, hi, strict=True))
+            ]
+        )
+        if not len(keys) or not len(cand):
+            return np.zeros((len(js), len(cand)))
+        vals = np.concatenate([self.counts[a:b] for a, b in zip(lo, hi, strict=True)])
+        q = (np.arange(len(js), dtype=np.int64)[:, None] * n_items + cand[None, :]).ravel()
+        at = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
+        out = np.where(keys[at] == q, vals[at], 0).astype(float)
+        return out.reshape(len(js), len(cand))
+
     def pairs(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Customers who chose both ``rows[n]`` and ``cols[n]``, for every ``n`` (0 where not
-        stored): a binary search over all pairs at once, one step per halving of a row."""
-        rows = np.asarray(rows, dtype=np.int64)
-        cols = np.asarray(cols, dtype=np.int64)
-        if len(rows) <= SMALL:  # a few pairs (a reason's evidence): plain bisection is quicker
-            out = np.zeros(len(rows))
-            for n, (r, c) in enumerate(zip(rows.tolist(), cols.tolist(), strict=True)):
-                lo, hi = int(self.indptr[r]), int(self.indptr[r + 1])
-                p = bisect.bisect_left(self.indices, c, lo, hi)
-                if p < hi and self.indices[p] == c:
-                    out[n] = self.counts[p]
-            return out
+        stored), searched for all pairs at once (:func:`csr_find`)."""
         hit, at = csr_find(self.indptr, self.indices, rows, cols)
         return np.where(hit, self.counts[at] if len(self.counts) else 0, 0).astype(float)
 
