@@ -43,13 +43,21 @@ def mmr_many(
     steps = min(k, width)
     chosen = np.zeros((n_lists, steps), dtype=np.int64)
     max_sim = np.zeros((n_lists, width))
-    free = valid.copy()
     rows = np.arange(n_lists)
+    # value = lam * rel - (1 - lam) * max_sim where free, -inf where taken: the same products
+    # and difference, written in place, with taken positions pushed to -inf by adding -inf
+    # (adding 0.0 elsewhere changes no comparison), so a step costs few passes over the block
+    lam_rel = lam * rel
+    keep = 1 - lam
+    taken = np.where(valid, 0.0, -np.inf)
+    value = np.empty((n_lists, width))
     for step in range(steps):
-        value = np.where(free, lam * rel - (1 - lam) * max_sim, -np.inf)
-        j = np.argmax(value, axis=1)  # first maximum: ties keep input order
+        np.multiply(max_sim, keep, out=value)
+        np.subtract(lam_rel, value, out=value)
+        value += taken
+        j = value.argmax(axis=1)  # first maximum: ties keep input order
         chosen[:, step] = j
-        free[rows, j] = False
+        taken[rows, j] = -np.inf
         np.maximum(max_sim, sim[rows, j], out=max_sim)
     return chosen
 
