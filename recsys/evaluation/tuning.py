@@ -140,12 +140,13 @@ class SearchResult:
 
 
 def _budget_callback(budget_s: float, started: float, durations: list[float]):
-    """Stops the study when the next trial would likely end past the budget."""
+    """Stops the study when the next trial could end past the budget (as long as the longest
+    so far)."""
 
     def check(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         spent = time.perf_counter() - started
-        typical = float(np.median(durations)) if durations else 0.0
-        if spent + typical > budget_s:
+        longest = max(durations, default=0.0)  # trials vary 10x with their settings
+        if spent + longest > budget_s:
             study.stop()
 
     return check
@@ -258,8 +259,10 @@ def search_rerank(
     """Re-ranking settings with the best validation NDCG@k among those that give the long tail
     at least ``min_long_tail`` of the top-k exposure. One fit: re-ranking is set per call."""
     space = covering(space, first)
+    t0 = time.perf_counter()
     tail = long_tail_items(split.inner, split.items)
     system.fit(split.inner, split.items, split.users)
+    budget_s -= time.perf_counter() - t0  # the fit is part of the budget
     base = system.config.rerank
     users_v = sorted(split.truth)
 
@@ -450,13 +453,14 @@ def tune_pipeline(
 ) -> TuneResult:
     """``recsys tune``: the model's settings (:func:`search_model`), then with ``rerank_share``
     of the budget the re-ranking trade-offs under ``min_long_tail`` (``None``: left as is)."""
+    started = time.perf_counter()
     base = base or RecommenderConfig()
     split = Split.carve(train, items, users, max_users=max_users, seed=seed)
     tune_rr = min_long_tail is not None and base.rerank.enabled and bool(base.rerank.stages)
-    started = time.perf_counter()
     best, phases = search_model(
         lambda cfg: PipelineSystem(cfg, policy), base, split, policy,
-        budget_s=budget_s * (1 - rerank_share) if tune_rr else budget_s, k=k,
+        budget_s=(budget_s * (1 - rerank_share) if tune_rr else budget_s)
+        - (time.perf_counter() - started), k=k,
         max_trials=max_trials, seed=seed, progress=progress,
     )  # fmt: skip
     if tune_rr:
