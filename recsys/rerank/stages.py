@@ -118,8 +118,8 @@ class MMR(StageBase):
     kind: Literal["mmr"] = "mmr"
     trade_off: float = Field(0.95, ge=0, le=1)
     """1 = relevance only, 0 = dissimilarity only. The default is measured
-    (``benchmarks/rerank_defaults.py``): on MovieLens-100K and the synthetic shop 0.85 cost 1-2%
-    of validation NDCG, 0.95 next to nothing."""
+    (``benchmarks/rerank_defaults.py``): on MovieLens-100K and the synthetic shop 0.85 cost
+    about 2% of validation NDCG, 0.95 next to nothing."""
     factor_weight: float = Field(0.5, ge=0, le=1)
     """Item similarity = this * factor cosine + the rest * category overlap (Jaccard)."""
 
