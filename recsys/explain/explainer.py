@@ -28,6 +28,12 @@ WHY = {
 }
 
 
+_STAGES: dict[str, Stage] = {str(s): s for s in Stage}
+"""Stage names (as the re-ranker's ``stage`` column holds them) to stages, without an enum call."""
+_NO_SHARE: frozenset[str] = frozenset({Fact.CATEGORY_SHARE})
+_NOTHING: frozenset[str] = frozenset()
+
+
 @dataclass(frozen=True)
 class Explainer:
     features: tuple[Feature, ...]
@@ -63,8 +69,9 @@ class Explainer:
         reasons = np.empty(len(items), dtype=object)
         for r, (i, stage) in enumerate(zip(items.items.tolist(), stages, strict=True)):
             reasons[r] = self.reason(
-                ctx, st, i, phi[r], Stage(stage), groups[r], lambda f, r=r: table.get(f, r)
-            )
+                ctx, st, i, phi[r], _STAGES.get(stage) or Stage(stage), groups[r],
+                lambda f, r=r: table.get(f, r),
+            )  # fmt: skip
         return items.with_column("reason", reasons)
 
     def reason(
@@ -80,7 +87,7 @@ class Explainer:
         reason = build_reason(
             ctx, st, item, self.features, phi, self.sensitivity, self.titles,
             max_clauses=self.max_clauses,
-            skip_facts=frozenset({Fact.CATEGORY_SHARE}) if stage == Stage.CALIBRATION else frozenset(),
+            skip_facts=_NO_SHARE if stage == Stage.CALIBRATION else _NOTHING,
             evidence_of=evidence_of, rules=self.rules, title_keys=self._title_keys,
         )  # fmt: skip
         if stage == Stage.RANKER:
@@ -114,11 +121,15 @@ class Explainer:
             )
         elif stage == Stage.DIVERSITY:
             # "different" only in a category outside the customer's largest ones
+            sensitive = (  # the memoized check when it asks the same policy
+                self.sensitivity.category
+                if self.sensitivity.policy is self.policy
+                else self.policy.is_sensitive_category
+            )
             cats = [
                 c
                 for c in ctx.catalog.categories_of(item)
-                if not self.policy.is_sensitive_category(c)
-                and not self.rules.in_top_categories(ctx, st, c)
+                if not sensitive(c) and not self.rules.in_top_categories(ctx, st, c)
             ]
             ev = Evidence(fact=Fact.DIVERSITY, category=cats[0] if cats else None)
             head = render(ev, self.titles) or MESSAGES["diversity_plain"]

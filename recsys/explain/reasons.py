@@ -13,7 +13,7 @@ from recsys.features.context import FeatureContext, UserState
 from recsys.features.history import Catalog
 from recsys.features.registry import Feature
 from recsys.privacy.policy import Policy
-from recsys.types import Evidence, Reason
+from recsys.types import Evidence, Reason, Stage
 
 
 @dataclass(frozen=True)
@@ -100,14 +100,14 @@ class EvidenceTable:
 
     def get(self, feature: Feature, r: int) -> tuple[Evidence, ...]:
         """Evidence of ``feature`` for the item at position ``r`` of the list."""
+        col = self._bulk.get(feature.name)
+        if col is not None:
+            return col[r]
         if self.block is not None and feature.evidence_block is not None:
-            return self.block.column(feature, self.pos)[r]
+            col = self._bulk[feature.name] = self.block.column(feature, self.pos)
+            return col[r]
         if feature.evidence_many is not None:
-            col = self._bulk.get(feature.name)
-            if col is None:
-                col = self._bulk[feature.name] = feature.evidence_many(
-                    self.ctx, self.st, self.items
-                )
+            col = self._bulk[feature.name] = feature.evidence_many(self.ctx, self.st, self.items)
             return col[r]
         key = (feature.name, r)
         hit = self._one.get(key)
@@ -189,13 +189,13 @@ def build_reason(
         if len(clauses) == max_clauses:
             break
     if not clauses:
-        return Reason(text=MESSAGES["fallback"], stage="ranker", refused=tuple(refused))
+        return Reason(text=MESSAGES["fallback"], stage=Stage.RANKER, refused=tuple(refused))
     return Reason(
         text=". ".join(clauses),
         features=tuple(features[j].name for j in named),
         attributions=tuple(float(phi[j]) for j in named),
         evidence=tuple(evidence),
-        stage="ranker",
+        stage=Stage.RANKER,
         refused=tuple(refused),
     )
 
