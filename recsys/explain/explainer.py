@@ -16,7 +16,13 @@ from recsys.explain.reasons import BlockEvidence, EvidenceTable, Sensitivity, bu
 from recsys.explain.rules import ReasonRules
 from recsys.explain.templates import MESSAGES, render
 from recsys.features.context import FeatureContext, UserState
-from recsys.features.registry import Feature, category_evidence, customers_fact, trending_fact
+from recsys.features.registry import (
+    Feature,
+    category_evidence,
+    customers_fact,
+    shared_evidence,
+    trending_fact,
+)
 from recsys.privacy.policy import Policy
 from recsys.types import Evidence, Fact, ItemList, Reason, Stage
 
@@ -131,11 +137,11 @@ class Explainer:
                 for c in ctx.catalog.categories_of(item)
                 if not sensitive(c) and not self.rules.in_top_categories(ctx, st, c)
             ]
-            ev = Evidence(fact=Fact.DIVERSITY, category=cats[0] if cats else None)
+            ev = shared_evidence(Fact.DIVERSITY, category=cats[0] if cats else None)
             head = render(ev, self.titles) or MESSAGES["diversity_plain"]
         else:
             rule = self.policy.item_groups.get(group or "")
-            ev = Evidence(fact=Fact.ITEM_GROUP, category=group)
+            ev = shared_evidence(Fact.ITEM_GROUP, category=group)
             head = rule.label if rule and rule.label else MESSAGES["item_group"]
         return dataclasses.replace(
             reason, text=head + own, evidence=(*reason.evidence, ev), stage=stage

@@ -99,6 +99,26 @@ def _day(day: int) -> str:
     return str(np.datetime64(day, "D"))
 
 
+@functools.lru_cache(maxsize=1 << 16, typed=True)
+def shared_evidence(
+    fact: Fact,
+    *,
+    category: str | None = None,
+    count: int | None = None,
+    total: int | None = None,
+    counted: str | None = None,
+    others: bool | None = None,
+) -> Evidence:
+    """One :class:`~recsys.types.Evidence` per distinct value of the facts many customers'
+    reasons state alike (customer counts, category shares, re-ranking notes). Evidence is
+    immutable, so sharing an object changes nothing a caller sees; a batch builds fewer objects
+    and keeps fewer for the garbage collector to walk. ``typed``: ``1`` and ``np.int64(1)`` are
+    different keys, so a fact keeps the exact types it was built with."""
+    return Evidence(
+        fact=fact, category=category, count=count, total=total, counted=counted, others=others
+    )
+
+
 def _position(st: UserState, item: int) -> int:
     pos = st.cache.get("position")
     if pos is None:
@@ -205,7 +225,7 @@ def collab_evidence_many(
     def make(r: int) -> tuple[Evidence, ...]:
         if has[r]:
             return (_chose_together(ctx, st, item_of[r], int(count_of[r])),)
-        return (Evidence(fact=Fact.TASTE_PROFILE, count=st.n_items),)
+        return (shared_evidence(Fact.TASTE_PROFILE, count=st.n_items),)
 
     return LazyEvidence(len(items), make)
 
@@ -373,10 +393,10 @@ def category_evidence_block(
             n = best_n[first + r]
             if n <= 0:
                 return ()
-            ev = Evidence(
-                fact=Fact.CATEGORY_SHARE, category=names[best[first + r]], count=int(n), total=total
+            category = names[best[first + r]]
+            return (
+                shared_evidence(Fact.CATEGORY_SHARE, category=category, count=int(n), total=total),
             )
-            return (ev,)
 
         return LazyEvidence(len(lists[p]), make)
 
@@ -537,7 +557,7 @@ def popularity_evidence_block(
             if c == 0:
                 return ()
             return (
-                Evidence(fact=Fact.CUSTOMERS, count=c, counted=counted, others=others[first + r]),
+                shared_evidence(Fact.CUSTOMERS, count=c, counted=counted, others=others[first + r]),
             )
 
         return LazyEvidence(len(lists[p]), make)
