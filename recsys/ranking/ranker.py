@@ -28,7 +28,10 @@ class RankerConfig(BaseModel):
 
     max_iter: PositiveInt = 300
     learning_rate: PositiveFloat = 0.05
-    max_leaf_nodes: PositiveInt = 15
+    max_leaf_nodes: PositiveInt = 7
+    """Leaves per tree (one feature each: the model is additive). 7, measured against 15 by
+    ``benchmarks/defaults_vs_tuned.py``: +1% to +5% NDCG@10 on MovieLens-100K and the synthetic
+    shop, and a smaller model to score."""
     min_samples_leaf: PositiveInt = 20
     l2_regularization: float = 0.0
     random_state: int = 0
@@ -47,7 +50,7 @@ class AdditiveRanker(ClassifierMixin, BaseEstimator):
         self,
         max_iter: int = 300,
         learning_rate: float = 0.05,
-        max_leaf_nodes: int = 15,
+        max_leaf_nodes: int = 7,
         min_samples_leaf: int = 20,
         l2_regularization: float = 0.0,
         random_state: int = 0,
