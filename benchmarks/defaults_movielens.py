@@ -120,7 +120,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "ml-100k"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--budget", default="10m", help="tuning budget per system (recsys tune's)")
-    ap.add_argument("--max-trials", type=int, default=60, help="trial cap per system")
+    ap.add_argument("--max-trials", type=int, default=200, help="trial cap per system")
     ap.add_argument("--quick", action="store_true", help="1-minute budgets, 3 trials (smoke run)")
     ap.add_argument("--k", type=int, default=10)
     args = ap.parse_args()

@@ -96,7 +96,7 @@ def train(args: argparse.Namespace) -> int:
     try:
         model = rec.fit(ds, now=now).model_
     except ModelFitError as exc:
-        raise ModelFitError(f"{exc}{_now_hint(ds, args.now)}") from exc
+        raise ModelFitError(f"{exc}{now_hint(ds, args.now)}") from exc
     if model.minimization:
         print(MinimizationReport(**model.minimization).to_text())
     t = model.training
@@ -109,7 +109,7 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _now_hint(ds: Dataset, given: str | None) -> str:
+def now_hint(ds: Dataset, given: str | None, *, flag_only: bool = False) -> str:
     """For data older than the retention window, the ``--now`` that would keep it."""
     if given or ds.interactions.empty:
         return ""
@@ -117,6 +117,8 @@ def _now_hint(ds: Dataset, given: str | None) -> str:
     if newest > pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=30):
         return ""
     day = (newest + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    if flag_only:
+        return f" --now {day}"
     return f" (the data's newest event is on {newest:%Y-%m-%d}: --now {day})"
 
 

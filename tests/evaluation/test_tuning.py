@@ -52,7 +52,7 @@ def test_budgets_read_as_a_shop_writes_them(text: str, seconds: float) -> None:
     assert parse_budget(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["", "ten minutes", "0", "-5m", "10 min"])
+@pytest.mark.parametrize("text", ["", "ten minutes", "0", "-5m", "10 min", "inf", "nan"])
 def test_a_bad_budget_says_what_is_expected(text: str) -> None:
     with pytest.raises(ValueError, match="budget"):
         parse_budget(text)
@@ -162,3 +162,55 @@ def test_the_collaborative_step_learns_only_from_consenting_customers(shop, spli
     declined = set(shop.users.loc[~shop.users["consent_personalization"], "user_id"])
     assert declined & set(split.inner["user_id"])  # the raw split has them
     assert not declined & set(split.minimized(RecommenderConfig(), None).inner["user_id"])
+
+
+def test_a_budget_spent_before_a_step_still_runs_its_base_settings(shop) -> None:
+    """No time left is no crash: each step runs its base trial and the report says the
+    search was too short."""
+    result = tune_pipeline(shop.interactions, shop.items, shop.users, small(), budget_s=1e-3,
+                           progress=False)  # fmt: skip
+    assert [len(p.trials) for p in result.phases] == [1, 1, 1]
+    assert result.config == small()  # the base settings, unchanged
+    notes = result.warnings()
+    assert len(notes) >= 3 and all("too few to search" in n for n in notes[:3])
+    assert "**Note:** collaborative model: only 1 trial" in report(result)
+
+
+def test_suggested_floats_are_what_the_config_says(split: Split) -> None:
+    space = {"l2": Range(1.0, 2000.0, log=True)}
+    res = search("ease", EASE, space, split, budget_s=60, max_trials=4)
+    for t in res.trials[1:]:
+        assert float(f"{t.params['l2']:.3g}") == t.params["l2"]
+    assert res.params in [t.params for t in res.trials]
+
+
+def test_rerank_floor_includes_the_margin(shop) -> None:
+    result = tune_pipeline(shop.interactions, shop.items, shop.users, small(), budget_s=120,
+                           max_trials=3, min_long_tail=0.1, margin=0.05,
+                           progress=False)  # fmt: skip
+    assert result.floor == pytest.approx(0.15)
+    rr = result.rerank
+    if rr.met:
+        assert rr.long_tail >= 0.15
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--min-long-tail", "2"], "--min-long-tail 2.0: expected a share in [0, 1)"),
+        (["--budget", "inf"], "--budget 'inf': must be a finite duration"),
+        (["--max-trials", "0"], "--max-trials 0: expected at least 1"),
+    ],
+)
+def test_recsys_tune_checks_its_options_before_it_runs(
+    tmp_path: Path, capsys, extra: list[str], message: str
+) -> None:
+    args = ["tune", "--data", str(tmp_path / "no-data"), "--out", str(tmp_path / "x.toml")]
+    assert main([*args, *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_recsys_tune_refuses_an_output_it_cannot_write(tmp_path: Path, capsys) -> None:
+    code = main(["tune", "--data", str(tmp_path), "--out", str(tmp_path / "no" / "x.toml")])
+    assert code == 2
+    assert "no directory" in capsys.readouterr().err
