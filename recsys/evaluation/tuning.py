@@ -3,13 +3,12 @@
 A search space maps dotted config paths (``collaborative.factors``, ``candidates.sources.0.n``)
 to ranges; each trial fits a system on the split's earlier part and scores NDCG@k on the
 held-out newest events, which the test set of an evaluation never sees. The first trial is
-always the base settings, so a search can only keep or improve them on validation. The time
-budget is kept: a trial is not started when the trials so far say it would end past it.
+always the base settings and always runs, so a search can only keep or improve them on
+validation; no other trial starts when the longest so far would end past the budget.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,8 +32,6 @@ from recsys.evaluation.metrics import exposure_share, ndcg_values
 from recsys.evaluation.protocol import Exclusions, Protocol
 from recsys.privacy.policy import Policy
 from recsys.rerank.stages import MMR, FairTopK, RerankConfig
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -117,7 +114,6 @@ class TrialRecord:
     ndcg: float | None
     seconds: float
     long_tail: float | None = None
-    error: str | None = None
 
 
 @dataclass
