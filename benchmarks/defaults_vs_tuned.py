@@ -19,10 +19,10 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from _common import quality_datasets
+
 from recsys.config import RecommenderConfig
-from recsys.data import load_movielens
 from recsys.data.splits import temporal_split
-from recsys.data.synthetic import ShopSpec, make_shop
 from recsys.evaluation.baselines import PipelineSystem, relevant, with_overrides
 from recsys.evaluation.compare import paired_test
 from recsys.evaluation.metrics import ndcg_values
@@ -46,10 +46,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "ml-100k"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
-    sets = {
-        "ml-100k": load_movielens(args.data),
-        "synthetic shop (3,000 x 800, seed 42)": make_shop(ShopSpec(3000, 800, seed=42)),
-    }
+    sets = quality_datasets(args.data)
     base = RecommenderConfig(purpose="evaluation")
     configs = {
         "defaults": base,

@@ -16,10 +16,10 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from _common import quality_datasets
+
 from recsys.config import RecommenderConfig
-from recsys.data import load_movielens
 from recsys.data.splits import temporal_split
-from recsys.data.synthetic import ShopSpec, make_shop
 from recsys.evaluation.baselines import PipelineSystem, tune_rerank
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,10 +31,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "ml-100k"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
-    sets = {
-        "ml-100k": load_movielens(args.data),
-        "synthetic shop (3,000 x 800, seed 42)": make_shop(ShopSpec(3000, 800, seed=42)),
-    }
+    sets = quality_datasets(args.data)
     result, lines = {}, ["| data | MMR trade-off | FA*IR p | validation NDCG@10 | long tail |",
                          "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for name, ds in sets.items():
