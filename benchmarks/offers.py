@@ -1,6 +1,12 @@
 """E-mail offers at scale: the `recsys offers` job against bare ``implicit`` batch ``recommend``
 over the same customers, both measured in the same run (issue #14).
 
+The run has three processes, as a shop has: ``prepare`` generates the synthetic shop, trains
+recsys (model directory + consent database, as ``recsys train`` leaves them) and fits the peer;
+``job`` loads the saved model in a fresh process and runs the e-mail job; ``peer`` loads the
+peer's factors and times its batch ``recommend``. Each reports its own peak memory, so the job's
+is what sending a campaign takes, not what generating a million customers took.
+
 What is compared (the ratio is recsys / implicit, the peer measured in this run):
 
 - recsys: the whole job of :class:`recsys.batch.offers.OffersJob` on the local engine over the
@@ -14,7 +20,7 @@ What is compared (the ratio is recsys / implicit, the peer measured in this run)
   recsys's collaborative model (see ``_common.als_settings``) on the consenting users' weighted
   confidence matrix; the median of ``--implicit-repeats`` runs. No reasons, no re-ranking, no
   consent, no output file.
-- peak memory: process-wide ``ru_maxrss`` after each phase (it only grows).
+- peak memory: each process's ``ru_maxrss`` after each of its phases (it only grows).
 
 BLAS runs with one thread on both sides. Results: a Markdown table on stdout and
 ``benchmarks/results/offers_<label>.json`` / ``.md``.
@@ -32,6 +38,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import argparse
 import gc
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -64,141 +71,211 @@ def main() -> None:
     ap.add_argument("--implicit-repeats", type=int, default=3)
     ap.add_argument("--label", default=None, help="default: USERSxITEMS")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--work", default=None, help="work directory (default: a new temporary one)")
+    ap.add_argument("--phase", choices=["all", "prepare", "job", "peer"], default="all",
+                    help="run one phase in this process (the default runs each in its own)")  # fmt: skip
     args = ap.parse_args()
-    label = args.label or f"{args.users}x{args.items}"
+    work = Path(args.work or tempfile.mkdtemp(prefix="recsys-offers-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if args.phase != "all":
+        facts = {"prepare": prepare, "job": job, "peer": peer}[args.phase](args, work)
+        (work / f"{args.phase}.json").write_text(json.dumps(facts, indent=2, default=str))
+        return
+    started = datetime.now(UTC)
+    phases = {}
+    for phase in ("prepare", "job", "peer"):
+        cmd = [sys.executable, __file__, *sys.argv[1:], "--phase", phase, "--work", str(work)]
+        subprocess.run(cmd, check=True)
+        phases[phase] = json.loads((work / f"{phase}.json").read_text())
+    report(args, started, phases)
 
+
+def prepare(args: argparse.Namespace, work: Path) -> dict:
+    """The shop, recsys trained and saved, the peer fitted and saved."""
     from implicit.cpu.als import AlternatingLeastSquares
 
-    import recsys
-    from recsys.batch.campaign import Campaign
-    from recsys.batch.offers import OffersJob
-    from recsys.batch.sendlog import SendLog
     from recsys.data.synthetic import END, ShopSpec, make_shop
     from recsys.privacy import Pseudonymizer
     from recsys.privacy.consent import SQLiteConsentStore
     from recsys.recommender import Recommender
 
-    recsys_dir = Path(recsys.__file__).resolve().parent
-    started = datetime.now(UTC)
-    machine = machine_facts()
     rss: dict[str, float] = {"start": peak_rss_mib()}
-    log = lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
-
     t = time.perf_counter()
     ds = make_shop(ShopSpec(n_users=args.users, n_items=args.items, seed=args.seed))
     data_s = time.perf_counter() - t
     rss["after_data"] = peak_rss_mib()
     log(f"shop: {len(ds.users):,} users, {len(ds.items):,} items, "
         f"{len(ds.interactions):,} interactions in {data_s:.1f}s")  # fmt: skip
-    work = Path(tempfile.mkdtemp(prefix="recsys-offers-bench-"))
     ps = Pseudonymizer(PSEUDONYM_KEY)
-    store = SQLiteConsentStore(work / "state.sqlite")
-
     with threadpool_limits(1):
         t = time.perf_counter()
-        rec = Recommender(pseudonymizer=ps, consent=store).fit(ds, now=END)
+        rec = Recommender(pseudonymizer=ps, consent=SQLiteConsentStore(work / "state.sqlite"))
+        rec.fit(ds, now=END)
         fit_s = time.perf_counter() - t
-        gc.collect()
         rss["after_recsys_fit"] = peak_rss_mib()
         log(f"recsys fit {fit_s:.1f}s")
-
-        campaign = Campaign.model_validate(
-            {"id": "bench", "offers": args.offers, "send_at": "2026-11-23T08:00:00Z",
-             "exclude": {"bought_within_days": 30}, "frequency_cap": {"max_emails": 1, "days": 7},
-             **({} if args.no_exposure else {"exposure": {"group": "small_sellers"}})}
-        )  # fmt: skip
-        out = work / "offers.parquet"
-        job = OffersJob(
-            rec.model_, campaign, out, store, SendLog(work / "state.sqlite"), pseudonymizer=ps,
-            chunk_size=args.chunk_size, record=False, progress=True,
-        )  # fmt: skip
-        t = time.perf_counter()
-        report = job.run()
-        job_s = time.perf_counter() - t
-        rss["after_offers_job"] = peak_rss_mib()
-        log(f"offers job {job_s:.1f}s: {report.offers:,} offers to {report.offered:,} customers")
-
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(out, columns=["pseudonym", "reason"])
-        offered = list(dict.fromkeys(table.column("pseudonym").to_pylist()))
-        with_reason = sum(1 for r in table.column("reason").to_pylist() if r)
-        del table
-
-        # the peer over the same customers
+        rec.save(work / "model")
+        del rec
+        gc.collect()
         user_items, meta = confidence_matrix(ds, "weighted")
+        facts = {
+            "users": len(ds.users),
+            "items": len(ds.items),
+            "interactions": len(ds.interactions),
+            "generate_s": data_s,
+        }
+        del ds
+        gc.collect()
         settings = als_settings()
         model = AlternatingLeastSquares(**settings)
         t = time.perf_counter()
         model.fit(user_items, show_progress=False)
         implicit_fit_s = time.perf_counter() - t
         rss["after_implicit_fit"] = peak_rss_mib()
-        row_of = {ps(u): i for i, u in enumerate(meta["user_ids"])}
-        rows = np.array([row_of[k] for k in offered], dtype=np.int64)
-        runs = []
+        log(f"implicit fit {implicit_fit_s:.1f}s")
+    keys = np.array([ps(u) for u in meta["user_ids"]], dtype=object)
+    np.savez(work / "peer.npz", user_factors=model.user_factors, item_factors=model.item_factors,
+             keys=keys.astype(str), indptr=user_items.indptr, indices=user_items.indices,
+             data=user_items.data, shape=np.array(user_items.shape))  # fmt: skip
+    return {"data": facts, "recsys_fit_s": fit_s, "peer_fit_s": implicit_fit_s,
+            "peer_settings": settings, "peak_rss_mib": rss}  # fmt: skip
+
+
+def job(args: argparse.Namespace, work: Path) -> dict:
+    """The e-mail job over the saved model, in a process of its own."""
+    from recsys.batch.campaign import Campaign
+    from recsys.batch.offers import OffersJob
+    from recsys.batch.sendlog import SendLog
+    from recsys.privacy import Pseudonymizer
+    from recsys.privacy.consent import SQLiteConsentStore
+    from recsys.recommender import Recommender
+
+    rss: dict[str, float] = {"start": peak_rss_mib()}
+    ps = Pseudonymizer(PSEUDONYM_KEY)
+    store = SQLiteConsentStore(work / "state.sqlite")
+    model = Recommender.load(work / "model", pseudonymizer=ps, consent=store).model_
+    rss["after_load"] = peak_rss_mib()
+    campaign = Campaign.model_validate(
+        {"id": "bench", "offers": args.offers, "send_at": "2026-11-23T08:00:00Z",
+         "exclude": {"bought_within_days": 30}, "frequency_cap": {"max_emails": 1, "days": 7},
+         **({} if args.no_exposure else {"exposure": {"group": "small_sellers"}})}
+    )  # fmt: skip
+    out = work / "offers.parquet"
+    with threadpool_limits(1):
+        offers_job = OffersJob(
+            model, campaign, out, store, SendLog(work / "state.sqlite"), pseudonymizer=ps,
+            chunk_size=args.chunk_size, record=False, progress=True,
+        )  # fmt: skip
+        t = time.perf_counter()
+        report = offers_job.run()
+        job_s = time.perf_counter() - t
+    rss["after_offers_job"] = peak_rss_mib()
+    log(f"offers job {job_s:.1f}s: {report.offers:,} offers to {report.offered:,} customers")
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out, columns=["pseudonym", "reason"])
+    offered = list(dict.fromkeys(table.column("pseudonym").to_pylist()))
+    with_reason = sum(1 for r in table.column("reason").to_pylist() if r)
+    (work / "offered.json").write_text(json.dumps(offered))
+    return {"report": report.to_dict(), "seconds": job_s, "with_reason": with_reason,
+            "peak_rss_mib": rss}  # fmt: skip
+
+
+def peer(args: argparse.Namespace, work: Path) -> dict:
+    """Bare implicit's batch ``recommend`` over the customers the job gave offers to."""
+    import scipy.sparse as sp
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    rss: dict[str, float] = {"start": peak_rss_mib()}
+    saved = np.load(work / "peer.npz")
+    user_items = sp.csr_matrix(
+        (saved["data"], saved["indices"], saved["indptr"]), shape=tuple(saved["shape"])
+    )
+    model = AlternatingLeastSquares(**als_settings())
+    model.user_factors, model.item_factors = saved["user_factors"], saved["item_factors"]
+    row_of = {k: i for i, k in enumerate(saved["keys"].tolist())}
+    offered = json.loads((work / "offered.json").read_text())
+    rows = np.array([row_of[k] for k in offered], dtype=np.int64)
+    rss["after_load"] = peak_rss_mib()
+    runs = []
+    with threadpool_limits(1):
         for _ in range(max(args.implicit_repeats, 1)):
             t = time.perf_counter()
             model.recommend(rows, user_items[rows], N=args.offers, filter_already_liked_items=True)
             runs.append(time.perf_counter() - t)
-        implicit_s = float(np.median(runs))
-        rss["after_implicit_batch"] = peak_rss_mib()
-        log(f"implicit batch {implicit_s:.2f}s over {len(rows):,} customers")
+    rss["after_implicit_batch"] = peak_rss_mib()
+    log(f"implicit batch {np.median(runs):.2f}s over {len(rows):,} customers")
+    return {"customers": len(rows), "batch_s": float(np.median(runs)), "batch_s_runs": runs,
+            "peak_rss_mib": rss}  # fmt: skip
 
-    offers_per_s = report.offers / job_s
-    implicit_items_per_s = len(rows) * args.offers / implicit_s
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def report(args: argparse.Namespace, started: datetime, phases: dict) -> None:
+    import recsys
+
+    recsys_dir = Path(recsys.__file__).resolve().parent
+    label = args.label or f"{args.users}x{args.items}"
+    prep, jb, pr = phases["prepare"], phases["job"], phases["peer"]
+    rep = jb["report"]
+    job_s = jb["seconds"]
+    implicit_s = pr["batch_s"]
+    offers_per_s = rep["offers"] / job_s
+    implicit_items_per_s = pr["customers"] * args.offers / implicit_s
+    data = prep["data"]
     result = {
         "label": label,
         "started_utc": started.isoformat(timespec="seconds"),
         "finished_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "recsys": {"package": str(recsys_dir), **git_facts(recsys_dir.parent)},
-        "machine": machine,
+        "machine": machine_facts(),
         "args": vars(args),
-        "data": {
-            "users": len(ds.users),
-            "items": len(ds.items),
-            "interactions": len(ds.interactions),
-            "generate_s": data_s,
-        },
-        "recsys_fit_s": fit_s,
+        "data": data,
+        "recsys_fit_s": prep["recsys_fit_s"],
         "job": {
-            **report.to_dict(),
+            **rep,
             "seconds_measured": job_s,
-            "offers_with_reason": with_reason,
+            "offers_with_reason": jb["with_reason"],
             "offers_per_s": offers_per_s,
-            "customers_per_s": report.offered / job_s,
+            "customers_per_s": rep["offered"] / job_s,
         },
         "peer": {
             "library": "implicit.cpu.als.AlternatingLeastSquares",
-            "settings": settings,
-            "fit_s": implicit_fit_s,
+            "settings": prep["peer_settings"],
+            "fit_s": prep["peer_fit_s"],
             "batch_s": implicit_s,
-            "batch_s_runs": runs,
-            "customers": len(rows),
+            "batch_s_runs": pr["batch_s_runs"],
+            "customers": pr["customers"],
             "items_per_s": implicit_items_per_s,
-            "customers_per_s": len(rows) / implicit_s,
+            "customers_per_s": pr["customers"] / implicit_s,
         },
         "ratio": offers_per_s / implicit_items_per_s,
-        "peak_rss_mib": rss,
+        "peak_rss_mib": {p: phases[p]["peak_rss_mib"] for p in ("prepare", "job", "peer")},
     }
-    e = report.exposure
+    peak = {p: max(phases[p]["peak_rss_mib"].values()) for p in ("prepare", "job", "peer")}
+    e = rep.get("exposure")
     lines = [
-        f"Offers `{label}`: synthetic shop {len(ds.users):,} customers x {len(ds.items):,} items "
-        f"({len(ds.interactions):,} interactions); {report.customers:,} in the audience, "
-        f"{report.offered:,} offered; {args.offers} offers per e-mail; local engine, 1 process, "
+        f"Offers `{label}`: synthetic shop {data['users']:,} customers x {data['items']:,} items "
+        f"({data['interactions']:,} interactions); {rep['customers']:,} in the audience, "
+        f"{rep['offered']:,} offered; {args.offers} offers per e-mail; local engine, 1 process, "
         f"1 BLAS thread; recsys commit {str(result['recsys']['commit'])[:12]}.",
         "",
         "| measure | recsys offers job | bare implicit `recommend` | recsys / implicit |",
         "| --- | ---: | ---: | ---: |",
         f"| offers (items) per second | {offers_per_s:,.0f} | {implicit_items_per_s:,.0f} | "
-        f"{result['ratio']:.4f}x |",
-        f"| customers per second | {report.offered / job_s:,.0f} | {len(rows) / implicit_s:,.0f} | |",
+        f"{result['ratio']:.3f}x |",
+        f"| customers per second | {rep['offered'] / job_s:,.0f} | "
+        f"{pr['customers'] / implicit_s:,.0f} | |",
         f"| wall time (s) | {job_s:.1f} | {implicit_s:.2f} | |",
-        f"| offers with a reason | {with_reason:,} of {report.offers:,} | none | |",
+        f"| offers with a reason | {jb['with_reason']:,} of {rep['offers']:,} | none | |",
+        f"| peak memory of the process (MiB) | {peak['job']:,.0f} | {peak['peer']:,.0f} | |",
         "",
-        "| peak RSS after (MiB, process-wide) | " + " | ".join(rss) + " |",
-        "| --- |" + " ---: |" * len(rss),
-        "| | " + " | ".join(f"{v:,.0f}" for v in rss.values()) + " |",
+        f"Preparing (shop generation, `fit`, saving; not part of the job): peak "
+        f"{peak['prepare']:,.0f} MiB; recsys fit {prep['recsys_fit_s']:.0f}s, implicit fit "
+        f"{prep['peer_fit_s']:.0f}s.",
     ]
     if e:
         lines += ["", f"Small sellers' exposure: {e['share']:.1%} (target {e['target']:.1%})."]

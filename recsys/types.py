@@ -232,17 +232,32 @@ class ItemList:
     def take(self, order: np.ndarray | Sequence[int]) -> ItemList:
         """The items at positions ``order``, in that order, with all their columns."""
         order = np.asarray(order, dtype=np.int64)
-        return ItemList(
+        return self._trusted(
             _fresh(self.items[order]),
             _fresh(self.ids[order]),
             {k: _fresh(v[order]) for k, v in self.columns.items()},
         )
 
+    @classmethod
+    def _trusted(
+        cls, items: np.ndarray, ids: np.ndarray, columns: dict[str, np.ndarray]
+    ) -> ItemList:
+        """A list from arrays this class just made (read-only, of one length): no checks, no
+        copies; what ``__post_init__`` would keep as it is."""
+        lst = object.__new__(cls)
+        object.__setattr__(lst, "items", items)
+        object.__setattr__(lst, "ids", ids)
+        object.__setattr__(lst, "columns", columns)
+        return lst
+
     def head(self, n: int) -> ItemList:
         return self.take(np.arange(min(n, len(self))))
 
     def with_column(self, name: str, values: np.ndarray | Sequence[Any]) -> ItemList:
-        return ItemList(self.items, self.ids, {**self.columns, name: np.asarray(values)})
+        values = np.asarray(values)
+        if len(values) != len(self.items):
+            raise ValueError(f"column {name!r} has {len(values)} entries for {len(self)} items")
+        return self._trusted(self.items, self.ids, {**self.columns, name: _frozen(values)})
 
 
 @dataclass(frozen=True)

@@ -104,10 +104,13 @@ class ExposureController:
     def many(
         self, states: list[UserState], ranked: list[ItemList], queries: list[Query]
     ) -> list[ItemList]:
-        """Lists for several users at the current boost, counted in order; the per-list
-        re-rankers run over them as one block (the boost only moves between calls)."""
-        if self.adapt and len(queries) > 1:
-            raise ValueError("an adapting controller builds one list at a time (or hold a boost)")
+        """Lists for several users, counted in order. A held boost builds them as one block
+        (the per-list re-rankers run over all of them); an adapting one one after another."""
+        if self.adapt and len(queries) > 1:  # the boost moves after every list
+            return [
+                self.many([st], [lst], [q])[0]
+                for st, lst, q in zip(states, ranked, queries, strict=True)
+            ]
         s = self.state
         boosted, tops = [], []
         for lst, q in zip(ranked, queries, strict=True):

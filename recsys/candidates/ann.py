@@ -80,7 +80,7 @@ class AnnIndex:
         size = len(self)
         if size == 0 or n <= 0 or not np.any(vector):
             return np.empty(0, dtype=np.int64)
-        share = max(float(allowed.mean()), 1e-3)
+        share = max(np.count_nonzero(allowed) / len(allowed), 1e-3)  # = allowed.mean()
         want = min(size, int(np.ceil(n / share)) + 16)
         for _ in range(3):  # hnswlib searches with max(ef, k): ef is never changed per query,
             # so concurrent requests see one setting (the same results as sequential ones)

@@ -55,9 +55,21 @@ class TrendingSource(BaseModel):
         self, ctx: FeatureContext, block: UserBlock, allowed: np.ndarray
     ) -> list[np.ndarray]:
         out = []
+        chosen: dict[int, np.ndarray] = {}  # per request time: the items chosen at all
         for p, st in enumerate(block.states):
-            trend, _ = ctx.trending(st.as_of)
-            out.append(top_allowed(trend, allowed[p] & (trend > 0), self.n) if self.n else [])
+            trend, day = ctx.trending(st.as_of)
+            if not self.n:
+                out.append(np.empty(0, dtype=np.int64))
+                continue
+            some = chosen.get(day)
+            if some is None:
+                some = chosen[day] = np.flatnonzero(trend > 0)
+            # = top_allowed(trend, allowed[p] & (trend > 0), n): the same items, in the same
+            # order, handed to the same selection, without a pass over the whole catalogue
+            idx = some[allowed[p, some]]
+            out.append(
+                idx if len(idx) <= self.n else idx[np.argpartition(-trend[idx], self.n)[: self.n]]
+            )
         return [np.asarray(o, dtype=np.int64) for o in out]
 
 

@@ -14,6 +14,8 @@ from recsys.data.schema import CATEGORY_SEP, EVENTS
 EVENT_CODE = {e: i for i, e in enumerate(EVENTS)}
 EVENT_WEIGHT = np.array([1.0, 2.0, 4.0, 1.0])  # view, cart, purchase, rating: confidence in ALS
 DAY = 86_400
+SHORT = 256
+"""Up to this many ids, :meth:`Vocabulary.index` looks each up in a dict (a request's ids)."""
 
 
 class Vocabulary:
@@ -32,6 +34,10 @@ class Vocabulary:
         """Indices of ``ids``; -1 where unknown."""
         if not len(ids):  # most requests exclude nothing: no index look-up for that
             return np.empty(0, dtype=np.intp)
+        if len(ids) <= SHORT and not isinstance(ids, pd.Series):
+            # a request's few ids (exclusions, a list's items): dict look-ups, no index call
+            pos = self._positions()
+            return np.fromiter((pos.get(k, -1) for k in ids), dtype=np.intp, count=len(ids))
         if isinstance(ids, pd.Series) and len(ids) > 10_000:
             # an event column repeats few ids many times: look each distinct one up once
             codes, uniques = pd.factorize(ids, use_na_sentinel=False)
@@ -41,10 +47,13 @@ class Vocabulary:
 
     def get(self, id_: str) -> int:
         """Index of one id; -1 if unknown (a dict lookup: this is on the request path)."""
+        return self._positions().get(id_, -1)
+
+    def _positions(self) -> dict[object, int]:
         pos = self.__dict__.get("_pos")
         if pos is None:
             pos = self.__dict__["_pos"] = {k: i for i, k in enumerate(self.ids.tolist())}
-        return pos.get(id_, -1)
+        return pos
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,8 @@ if TYPE_CHECKING:  # accountability hooks (recsys.audit), never imported from he
     from recsys.audit.trail import AuditSink
 
 Reranker = Callable[[UserState, ItemList, Query], ItemList]
-"""A per-call re-ranking override (e.g. a batch's exposure controller)."""
+"""A per-call re-ranking override (e.g. a batch's exposure controller); one with a ``many``
+method of the same arguments in lists gets the whole block, in order."""
 
 
 @dataclass(frozen=True)
@@ -199,10 +200,15 @@ class Pipeline:
                 )
             ]
             if reranker is not None:
-                finals = [
-                    reranker(st, lst, q)
-                    for st, lst, q in zip(states, scored, queries_p, strict=True)
-                ]
+                many = getattr(reranker, "many", None)  # the whole block at once, if it can
+                finals = (
+                    many(states, scored, queries_p)
+                    if many is not None
+                    else [
+                        reranker(st, lst, q)
+                        for st, lst, q in zip(states, scored, queries_p, strict=True)
+                    ]
+                )
             else:
                 finals = self._rerank(queries_p, states, scored)
             explained = self.explainer.many(ctx, states, finals)
