@@ -163,7 +163,7 @@ def movielens(path: Path) -> list[dict]:
     truth = relevant(test)
     users = sorted(truth)
     rows = []
-    for ann, ef in (("exact", 512), ("hnsw", 512), ("hnsw", 16)):
+    for ann, ef in (("exact", 256), ("hnsw", 256), ("hnsw", 16)):
         cfg = RecommenderConfig.model_validate(
             {"purpose": "evaluation", "collaborative": {"ann": ann, "ann_ef": ef}}
         )

@@ -38,8 +38,10 @@ class CollaborativeConfig(BaseModel):
     """Collaborative retrieval: ``exact`` scores every item; ``hnsw`` searches an approximate
     index built at fit time (:mod:`recsys.candidates.ann`); ``auto``: the index from
     ``recsys.candidates.ann.AUTO_MIN_ITEMS`` items on."""
-    ann_ef: PositiveInt = 512
-    """Breadth of the index search (more: higher recall, slower)."""
+    ann_ef: PositiveInt = 256
+    """Breadth of the index search (more: higher recall, slower). Measured on the synthetic
+    shop at 100,000 items: 512 -> 256 halves a search (0.41 -> 0.22 ms) for recall@200 0.928 ->
+    0.895; 98.5% of 2,000 customers' five e-mail offers stay identical (99.6% of the offers)."""
 
 
 class ImplicitModel(BaseEstimator):

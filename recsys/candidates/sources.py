@@ -55,22 +55,32 @@ class TrendingSource(BaseModel):
         self, ctx: FeatureContext, block: UserBlock, allowed: np.ndarray
     ) -> list[np.ndarray]:
         out = []
-        chosen: dict[int, np.ndarray] = {}  # per request time: the items chosen at all
         for p, st in enumerate(block.states):
-            trend, day = ctx.trending(st.as_of)
-            if not self.n:
-                out.append(np.empty(0, dtype=np.int64))
-                continue
-            some = chosen.get(day)
-            if some is None:
-                some = chosen[day] = np.flatnonzero(trend > 0)
-            # = top_allowed(trend, allowed[p] & (trend > 0), n): the same items, in the same
-            # order, handed to the same selection, without a pass over the whole catalogue
-            idx = some[allowed[p, some]]
-            out.append(
-                idx if len(idx) <= self.n else idx[np.argpartition(-trend[idx], self.n)[: self.n]]
-            )
+            trend, _ = ctx.trending(st.as_of)
+            out.append(self._top(ctx, trend, st.as_of, allowed[p]) if self.n else [])
         return [np.asarray(o, dtype=np.int64) for o in out]
+
+    def _top(
+        self, ctx: FeatureContext, trend: np.ndarray, as_of: int, allowed: np.ndarray
+    ) -> np.ndarray:
+        """``top_allowed(trend, allowed & (trend > 0), n)`` as a set (the pipeline takes the
+        union of the sources): read off the shop's ranking when the ``n``-th allowed item
+        outranks the next one (then any selection gives these items), else the same
+        selection over the same items."""
+        some, ranked = ctx.trending_items(as_of)
+        m = 2 * self.n + 16
+        while True:
+            head = ranked[:m]
+            found = head[allowed[head]]
+            if len(found) > self.n or m >= len(ranked):
+                break
+            m *= 4
+        if len(found) <= self.n:
+            return found  # every allowed item chosen at all
+        if trend[found[self.n - 1]] > trend[found[self.n]]:
+            return found[: self.n]
+        idx = some[allowed[some]]  # = flatnonzero(allowed & (trend > 0)), a tie at the cut
+        return idx[np.argpartition(-trend[idx], self.n)[: self.n]]
 
 
 class RebuySource(BaseModel):

@@ -46,6 +46,7 @@ class FeatureContext:
     """Users x items: every item each user interacted with in the retention window (the seen
     memory; None: only the history the model learned from)."""
     _trend_cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _rank_cache: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.cooc is None:
@@ -64,7 +65,7 @@ class FeatureContext:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._trend_cache = {}
+        self._trend_cache, self._rank_cache = {}, {}
 
     # --- shop-wide counts -------------------------------------------------------------------
     @cached_property
@@ -120,8 +121,19 @@ class FeatureContext:
             hit = np.bincount(it[lo:hi], minlength=len(self.catalog.items)).astype(float)
             if len(self._trend_cache) * len(hit) > 50_000_000:
                 self._trend_cache.clear()
+                self._rank_cache.clear()
             self._trend_cache[day] = hit
         return hit, day
+
+    def trending_items(self, as_of: int) -> tuple[np.ndarray, np.ndarray]:
+        """The items chosen in :meth:`trending`'s window: in catalogue order, and most chosen
+        first (ties: catalogue order)."""
+        counts, day = self.trending(as_of)
+        hit = self._rank_cache.get(day)
+        if hit is None:
+            some = np.flatnonzero(counts > 0)
+            hit = self._rank_cache[day] = (some, some[np.argsort(-counts[some], kind="stable")])
+        return hit
 
     @cached_property
     def has_ratings(self) -> bool:

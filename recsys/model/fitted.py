@@ -141,7 +141,9 @@ class FittedModel:
             if ctx.shop is None or ctx.shop.users.get(key) < 0:
                 return self, removed
             # known only to the shop-wide numbers (every event of theirs was minimized away)
-            kept = dataclasses.replace(ctx, shop=ctx.shop.without(key), _trend_cache={})
+            kept = dataclasses.replace(
+                ctx, shop=ctx.shop.without(key), _trend_cache={}, _rank_cache={}
+            )
             return dataclasses.replace(self, ctx=kept), removed
         span = h.span(u)
         touched = np.unique(h.item[span])
