@@ -116,15 +116,28 @@ def recent_purchases(model: FittedModel, key: str, days: int, ref: int) -> list[
 
 
 def intro_line(
-    model: FittedModel, item_ids: Sequence[str], limit: int = 3
+    model: FittedModel,
+    item_ids: Sequence[str],
+    limit: int = 3,
+    memo: dict[int, set[str]] | None = None,
 ) -> tuple[str, list[str]]:
     """ "Picked for you from Coffee and Tea": the (leaf) categories the offers are in, most
-    offers first, never a sensitive category; the names are returned too, for checking."""
+    offers first, never a sensitive category; the names are returned too, for checking.
+    ``memo`` keeps each item's leaves across the customers of a chunk."""
     cat, sens = model.ctx.catalog, model.sensitivity
+    memo = {} if memo is None else memo
     counts: Counter[str] = Counter()
     for i in cat.items.index(list(item_ids)).tolist():
-        leaves = {p.split(" > ")[-1] for p in cat.categories_of(i) if not sens.category(p)}
-        counts.update(leaf for leaf in leaves if not sens.category(leaf))
+        leaves = memo.get(i)
+        if leaves is None:
+            leaves = memo[i] = {
+                leaf
+                for leaf in (
+                    p.split(" > ")[-1] for p in cat.categories_of(i) if not sens.category(p)
+                )
+                if not sens.category(leaf)
+            }
+        counts.update(leaves)
     names = [n for n, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))][:limit]
     if not names:
         return "Picked for you", []
@@ -191,6 +204,7 @@ def offer_table(
     cols: dict[str, list] = {f.name: [] for f in OFFER_SCHEMA}
     skips: Counter[str] = Counter()
     in_stock, index = model.ctx.catalog.in_stock, model.ctx.catalog.items
+    leaves: dict[int, set[str]] = {}
     for recs in lists:
         if not recs.personalized:
             skips["no_history"] += 1  # a generic list is not what the customer agreed to
@@ -199,7 +213,7 @@ def offer_table(
         if not keep:
             skips["no_offers"] += 1
             continue
-        intro, names = intro_line(model, [r.item_id for r in keep])
+        intro, names = intro_line(model, [r.item_id for r in keep], memo=leaves)
         for rank, r in enumerate(keep, 1):
             cols["pseudonym"].append(recs.user_id)
             cols["campaign_id"].append(campaign_id)

@@ -313,26 +313,34 @@ def _median(x: np.ndarray) -> float:
     return np.nanmedian(x) if np.isnan(x).any() else np.median(x)
 
 
+_PAIR = np.int64(1 << 32)
+"""A (user, item) pair of a block as one sortable key: ``user * _PAIR + item``."""
+
+
 @dataclass
 class UserBlock:
     """Several users scored together: one matrix product gives every collaborative score."""
 
     states: list[UserState]
     scores: np.ndarray
-    """Users x items collaborative scores (float32)."""
+    """Users x items collaborative scores (float32); with an approximate index, users x 0:
+    only the candidates are scored (:meth:`fill`), read through :meth:`score_of`."""
     mean: np.ndarray
     std: np.ndarray
     cache: dict = field(default_factory=dict, repr=False)
     exact: bool = True
-    """False with an approximate index: ``scores`` holds NaN until :meth:`fill` computes the
-    candidates' scores, and ``mean``/``std`` come in closed form from the factors."""
+    """False with an approximate index: ``mean``/``std`` then come in closed form from the
+    factors."""
+    _filled: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    """Per user (approximate index): the scored candidates (sorted) and their scores."""
+    _lookup: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, ctx: FeatureContext, states: list[UserState]) -> UserBlock:
         if states and ctx.collab.index_ is not None:  # approximate retrieval (issue #13)
             V = np.stack([st.vector for st in states]).astype(np.float64)
             mean, std = ctx.collab.score_moments(V)
-            scores = np.full((len(states), len(ctx.catalog.items)), np.nan, dtype=np.float32)
+            scores = np.empty((len(states), 0), dtype=np.float32)
             return cls(states, scores, mean, np.where(std > 0, std, 1.0), exact=False)
         if states:
             V = np.stack([st.vector for st in states]).astype(np.float64)
@@ -353,8 +361,34 @@ class UserBlock:
             return
         Y = ctx.item_factors64
         for p, (st, c) in enumerate(zip(self.states, cands, strict=True)):
-            if len(c):
-                self.scores[p, c] = (Y[c] @ st.vector.astype(np.float64)).astype(np.float32)
+            c = np.unique(np.asarray(c, dtype=np.int64))
+            had = self._filled.get(p)
+            if had is not None and np.array_equal(had[0], c):
+                continue  # the same candidates: the same scores
+            self._filled[p] = (c, (Y[c] @ st.vector.astype(np.float64)).astype(np.float32))
+            self._lookup = None
+
+    def score_of(self, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Collaborative scores (float32) of ``items[r]`` for user ``rows[r]``; NaN where
+        an approximate block never scored the pair."""
+        if self.exact:
+            return self.scores[rows, items]
+        if self._lookup is None:
+            users = sorted(self._filled)  # keys user * 2**32 + item: ascending, as filled
+            keys = [p * _PAIR + self._filled[p][0] for p in users]
+            vals = [self._filled[p][1] for p in users]
+            self._lookup = (
+                np.concatenate(keys) if keys else np.empty(0, dtype=np.int64),
+                np.concatenate(vals) if vals else np.empty(0, dtype=np.float32),
+            )
+        keys, vals = self._lookup
+        q = np.asarray(rows, dtype=np.int64) * _PAIR + np.asarray(items, dtype=np.int64)
+        at = np.minimum(np.searchsorted(keys, q), max(len(keys) - 1, 0))
+        out = np.full(len(q), np.nan, dtype=np.float32)
+        if len(keys):
+            hit = keys[at] == q
+            out[hit] = vals[at[hit]]
+        return out
 
     @property
     def as_of(self) -> np.ndarray:

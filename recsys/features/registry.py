@@ -182,11 +182,11 @@ def _segments(row_user: np.ndarray) -> list[tuple[int, slice]]:
 
 # --- collaborative ------------------------------------------------------------------------------
 def collab_z(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
-    return (b.scores[row_user, cand] - b.mean[row_user]) / b.std[row_user]
+    return (b.score_of(row_user, cand) - b.mean[row_user]) / b.std[row_user]
 
 
 def collab_raw(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
-    return b.scores[row_user, cand].astype(float)
+    return b.score_of(row_user, cand).astype(float)
 
 
 def cooccurrence(ctx: FeatureContext, j: int, cand: np.ndarray) -> np.ndarray:

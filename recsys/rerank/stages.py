@@ -48,9 +48,15 @@ def similarity_many(ctx: FeatureContext, items: np.ndarray, factor_weight: float
         union = size[:, :, None] + size[:, None, :] - inter
         jac = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
         return factor_weight * cos.astype(np.float64) + (1 - factor_weight) * jac
+    n = codes.shape[-1]
+    if n == 1:  # one category per item: Jaccard is 1 for the same one, else 0
+        c = codes[:, :, 0]
+        same = (c[:, :, None] == c[:, None, :]) & (c >= 0)[:, :, None]
+        sim = np.multiply(cos, factor_weight, dtype=np.float64)
+        np.add(sim, _jaccard_terms(1, float(factor_weight))[7], out=sim, where=same)  # (1, 1, 1)
+        return sim
     # the category term takes few values (matching pairs and the two sizes are small counts):
     # each is computed once, as above, and looked up; no float pass over the pairs but the sum
-    n = codes.shape[-1]
     valid = codes >= 0
     inter = np.zeros(cos.shape, dtype=np.int32)
     for c1 in range(n):
