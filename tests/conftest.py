@@ -51,3 +51,20 @@ def fitted(small_shop, pseudonymizer, tmp_path_factory):
 
     store = SQLiteConsentStore(tmp_path_factory.mktemp("fitted") / "state.sqlite")
     return Recommender(pseudonymizer=pseudonymizer, consent=store).fit(small_shop, now=END)
+
+
+@pytest.fixture(scope="session")
+def served_dir(small_shop, pseudonymizer, tmp_path_factory) -> tuple[Path, Path]:
+    """(model directory, consent database) of a model trained with ``collaborative.ann =
+    "hnsw"``; tests copy it before changing it."""
+    from recsys.config import RecommenderConfig
+    from recsys.data.synthetic import END
+    from recsys.privacy.consent import SQLiteConsentStore
+    from recsys.recommender import Recommender
+
+    root = tmp_path_factory.mktemp("served")
+    db = root / "state.sqlite"
+    cfg = RecommenderConfig.model_validate({"collaborative": {"ann": "hnsw"}})
+    rec = Recommender(cfg, pseudonymizer=pseudonymizer, consent=SQLiteConsentStore(db))
+    rec.fit(small_shop, now=END).save(root / "model")
+    return root / "model", db

@@ -49,3 +49,29 @@ def test_rows_keep_only_the_largest_counts() -> None:
 def test_empty_table_reads_zero() -> None:
     table = Cooccurrence.build(sp.csr_matrix((3, 4), dtype=np.float32), 10)
     np.testing.assert_array_equal(table.pairs(np.array([0, 3]), np.array([1, 2])), [0.0, 0.0])
+
+
+def test_approximate_block_scores_only_what_it_filled(served_dir, pseudonymizer) -> None:
+    """A block with the index keeps its candidates' scores (the same numbers as the factors
+    give) and reads NaN for any pair it never scored."""
+    from recsys.features.context import UserBlock
+    from recsys.model.artifacts import load_model
+
+    model = load_model(served_dir[0], pseudonymizer=pseudonymizer)
+    ctx = model.ctx
+    assert ctx.collab.index_ is not None
+    states = [ctx.user_state(u, model.cutoff) for u in range(5)]
+    block = UserBlock.build(ctx, states)
+    assert not block.exact
+    rng = np.random.default_rng(0)
+    cands = [np.unique(rng.integers(0, len(ctx.catalog.items), 30)) for _ in states]
+    block.fill(ctx, cands)
+    rows = np.concatenate([np.full(len(c), p) for p, c in enumerate(cands)])
+    items = np.concatenate(cands)
+    want = np.concatenate(
+        [(ctx.item_factors64[c] @ st.vector.astype(np.float64)).astype(np.float32)
+         for st, c in zip(states, cands, strict=True)]
+    )  # fmt: skip
+    assert np.array_equal(block.score_of(rows, items), want)
+    never = np.setdiff1d(np.arange(len(ctx.catalog.items)), cands[0])[:5]
+    assert np.isnan(block.score_of(np.zeros(len(never), dtype=np.int64), never)).all()

@@ -6,24 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from recsys.config import RecommenderConfig
 from recsys.data.synthetic import END
 from recsys.privacy.consent import SQLiteConsentStore
 from recsys.recommender import Recommender
 
 NOW = int(END.timestamp())
-
-
-@pytest.fixture(scope="session")
-def served_dir(small_shop, pseudonymizer, tmp_path_factory) -> tuple[Path, Path]:
-    """(model directory, consent database) of a model trained with ``collaborative.ann =
-    "hnsw"``; tests copy it before changing it."""
-    root = tmp_path_factory.mktemp("served")
-    db = root / "state.sqlite"
-    cfg = RecommenderConfig.model_validate({"collaborative": {"ann": "hnsw"}})
-    rec = Recommender(cfg, pseudonymizer=pseudonymizer, consent=SQLiteConsentStore(db))
-    rec.fit(small_shop, now=END).save(root / "model")
-    return root / "model", db
 
 
 @pytest.fixture
@@ -54,7 +41,6 @@ def handle(model_copy, pseudonymizer):
 
 def consenting_users(small_shop, n: int = 5, rec=None) -> list[str]:
     """The first ``n`` customers who get a personalized list (consent and a history)."""
-    from recsys.recommender import Recommender
 
     if rec is None:
         raise ValueError("pass the recommender to check")
