@@ -59,6 +59,8 @@ from _common import (
     peak_rss_mib,
 )
 
+PHASES = ("prepare", "job", "peer")
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -72,18 +74,26 @@ def main() -> None:
     ap.add_argument("--label", default=None, help="default: USERSxITEMS")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--work", default=None, help="work directory (default: a new temporary one)")
-    ap.add_argument("--phase", choices=["all", "prepare", "job", "peer"], default="all",
-                    help="run one phase in this process (the default runs each in its own)")  # fmt: skip
+    ap.add_argument("--phase", choices=["all", "prepare", "job", "peer", "report"],
+                    default="all", help="run one phase in this process (the default runs each "
+                    "in its own); report: the table from the phases' results in --work")  # fmt: skip
     args = ap.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="recsys-offers-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.phase == "report":
+        started = datetime.fromtimestamp((work / "prepare.json").stat().st_mtime, UTC)
+        phases = {p: json.loads((work / f"{p}.json").read_text()) for p in PHASES}
+        return report(args, started, phases)
     if args.phase != "all":
+        load, t0 = os.getloadavg(), datetime.now(UTC)
         facts = {"prepare": prepare, "job": job, "peer": peer}[args.phase](args, work)
+        facts["run"] = {"commit": git_facts(ROOT), "started_utc": t0.isoformat(timespec="seconds"),
+                        "loadavg_at_start": load, "loadavg_at_end": os.getloadavg()}  # fmt: skip
         (work / f"{args.phase}.json").write_text(json.dumps(facts, indent=2, default=str))
         return
     started = datetime.now(UTC)
     phases = {}
-    for phase in ("prepare", "job", "peer"):
+    for phase in PHASES:
         cmd = [sys.executable, __file__, *sys.argv[1:], "--phase", phase, "--work", str(work)]
         subprocess.run(cmd, check=True)
         phases[phase] = json.loads((work / f"{phase}.json").read_text())
@@ -253,7 +263,8 @@ def report(args: argparse.Namespace, started: datetime, phases: dict) -> None:
             "customers_per_s": pr["customers"] / implicit_s,
         },
         "ratio": offers_per_s / implicit_items_per_s,
-        "peak_rss_mib": {p: phases[p]["peak_rss_mib"] for p in ("prepare", "job", "peer")},
+        "peak_rss_mib": {p: phases[p]["peak_rss_mib"] for p in PHASES},
+        "phases": {p: phases[p].get("run") for p in PHASES},
     }
     peak = {p: max(phases[p]["peak_rss_mib"].values()) for p in ("prepare", "job", "peer")}
     e = rep.get("exposure")
