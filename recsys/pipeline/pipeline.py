@@ -241,7 +241,8 @@ class Pipeline:
             cfg = self._rerank_config(q)
             if self.hooks is not None:
                 cfg = self.hooks.rerank_config(cfg)  # the overrides stage runs last
-            key = (q.k, cfg.model_dump_json())
+            # the model's own configuration (most queries) by identity: no serializing
+            key = (q.k, "" if cfg is self.model.config.rerank else cfg.model_dump_json())
             groups.setdefault(key, []).append(n)
             configs[key] = cfg
         out: list[ItemList | None] = [None] * len(queries)

@@ -44,20 +44,28 @@ def mmr_many(
     chosen = np.zeros((n_lists, steps), dtype=np.int64)
     max_sim = np.zeros((n_lists, width))
     rows = np.arange(n_lists)
-    # value = lam * rel - (1 - lam) * max_sim where free, -inf where taken: the same products
-    # and difference, written in place, with taken positions pushed to -inf by adding -inf
-    # (adding 0.0 elsewhere changes no comparison), so a step costs few passes over the block
-    lam_rel = lam * rel
+    # value = lam * rel - (1 - lam) * max_sim where free, -inf where taken: ``base`` holds
+    # lam * rel + (0 where free, -inf where taken or padding), the same sums as adding the
+    # -inf afterwards (adding 0.0 changes no value), so a step is few passes over the block
     keep = 1 - lam
-    taken = np.where(valid, 0.0, -np.inf)
+    base = lam * rel + np.where(valid, 0.0, -np.inf)
     value = np.empty((n_lists, width))
+    if n_lists == 1:  # a page view: the same steps on one row, without fancy indexing
+        b, m, v, s = base[0], max_sim[0], value[0], sim[0]
+        for step in range(steps):
+            np.multiply(m, keep, out=v)
+            np.subtract(b, v, out=v)
+            j = int(v.argmax())  # first maximum: ties keep input order
+            chosen[0, step] = j
+            b[j] = -np.inf
+            np.maximum(m, s[j], out=m)
+        return chosen
     for step in range(steps):
         np.multiply(max_sim, keep, out=value)
-        np.subtract(lam_rel, value, out=value)
-        value += taken
+        np.subtract(base, value, out=value)
         j = value.argmax(axis=1)  # first maximum: ties keep input order
         chosen[:, step] = j
-        taken[rows, j] = -np.inf
+        base[rows, j] = -np.inf
         np.maximum(max_sim, sim[rows, j], out=max_sim)
     return chosen
 
