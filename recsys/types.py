@@ -260,13 +260,53 @@ class ItemList:
         return self._trusted(self.items, self.ids, {**self.columns, name: _frozen(values)})
 
 
+class Attributions(Sequence[tuple[str, float]]):
+    """``(feature, attribution)`` pairs of one item, stored as two columns: every item of a list
+    shares the tuple of names, so a list of many items does not build a pair per feature.
+    Reads, compares and hashes like the tuple of pairs."""
+
+    __slots__ = ("names", "values")
+
+    def __init__(self, names: tuple[str, ...], values: tuple[float, ...]) -> None:
+        if len(names) != len(values):
+            raise ValueError(f"{len(names)} feature names for {len(values)} attributions")
+        self.names, self.values = tuple(names), tuple(values)  # a tuple stays itself
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return tuple(zip(self.names[i], self.values[i], strict=True))
+        return self.names[i], self.values[i]
+
+    def __iter__(self) -> Iterator[tuple[str, float]]:
+        return zip(self.names, self.values, strict=True)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Attributions):
+            return self.names == other.names and self.values == other.values
+        return isinstance(other, tuple) and tuple(self) == other
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+    def __reduce__(self):
+        return Attributions, (self.names, self.values)
+
+
 @dataclass(frozen=True)
 class Recommendation:
     item_id: str
     score: float
     rank: int
     reason: Reason
-    attributions: tuple[tuple[str, float], ...] = ()
+    attributions: Attributions | tuple[tuple[str, float], ...] = ()
+    """``(feature, attribution)`` pairs in the model's feature order; iterate, index or
+    ``dict()`` them like a tuple of pairs."""
     title: str = ""
 
     def to_dict(self) -> dict[str, Any]:

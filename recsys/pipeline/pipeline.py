@@ -30,7 +30,7 @@ from recsys.ranking.scorer import Scorer
 from recsys.rerank.stages import RerankConfig, RerankInput, rerank_many
 from recsys.rules import reasons as rule_reasons
 from recsys.rules.apply import RuleEngine, popular
-from recsys.types import ItemList, Query, Recommendation, Recommendations
+from recsys.types import Attributions, ItemList, Query, Recommendation, Recommendations
 
 if TYPE_CHECKING:  # accountability hooks (recsys.audit), never imported from here
     from recsys.audit.hooks import Accountability
@@ -290,7 +290,7 @@ class Pipeline:
                 score=scores[r],
                 rank=r + 1,
                 reason=reasons[r],
-                attributions=tuple(zip(names, phi[r], strict=True)) if phi is not None else (),
+                attributions=Attributions(names, tuple(phi[r])) if phi is not None else (),
                 title=titles.get(item_id, ""),
             )
             for r, item_id in enumerate(map(str, lst.ids.tolist()))
