@@ -19,7 +19,7 @@ from recsys.features import fresh as fresh_events
 from recsys.features.fresh import FreshEvents
 from recsys.features.history import DAY, EVENT_CODE, EVENT_WEIGHT, Catalog, History
 from recsys.features.shop import ShopStats
-from recsys.features.stats import Cooccurrence
+from recsys.features.stats import Cooccurrence, csr_find
 
 SIGNAL_ORDER = ("purchase", "rating", "cart", "view")
 """The strongest event type a data set has is the one shop-wide counts (trending) count."""
@@ -313,10 +313,6 @@ def _median(x: np.ndarray) -> float:
     return np.nanmedian(x) if np.isnan(x).any() else np.median(x)
 
 
-_PAIR = np.int64(1 << 32)
-"""A (user, item) pair of a block as one sortable key: ``user * _PAIR + item``."""
-
-
 @dataclass
 class UserBlock:
     """Several users scored together: one matrix product gives every collaborative score."""
@@ -333,7 +329,7 @@ class UserBlock:
     factors."""
     _filled: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     """Per user (approximate index): the scored candidates (sorted) and their scores."""
-    _lookup: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _lookup: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, ctx: FeatureContext, states: list[UserState]) -> UserBlock:
@@ -373,21 +369,19 @@ class UserBlock:
         an approximate block never scored the pair."""
         if self.exact:
             return self.scores[rows, items]
-        if self._lookup is None:
-            users = sorted(self._filled)  # keys user * 2**32 + item: ascending, as filled
-            keys = [p * _PAIR + self._filled[p][0] for p in users]
-            vals = [self._filled[p][1] for p in users]
+        if self._lookup is None:  # the filled pairs as a CSR layout over the block's users
+            empty = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
+            parts = [self._filled.get(p, empty) for p in range(len(self.states))]
+            indptr = np.concatenate([[0], np.cumsum([len(c) for c, _ in parts])])
             self._lookup = (
-                np.concatenate(keys) if keys else np.empty(0, dtype=np.int64),
-                np.concatenate(vals) if vals else np.empty(0, dtype=np.float32),
+                indptr,
+                np.concatenate([c for c, _ in parts]).astype(np.int64),
+                np.concatenate([v for _, v in parts]).astype(np.float32),
             )
-        keys, vals = self._lookup
-        q = np.asarray(rows, dtype=np.int64) * _PAIR + np.asarray(items, dtype=np.int64)
-        at = np.minimum(np.searchsorted(keys, q), max(len(keys) - 1, 0))
-        out = np.full(len(q), np.nan, dtype=np.float32)
-        if len(keys):
-            hit = keys[at] == q
-            out[hit] = vals[at[hit]]
+        indptr, indices, values = self._lookup
+        hit, at = csr_find(indptr, indices, rows, items)
+        out = np.full(len(hit), np.nan, dtype=np.float32)
+        out[hit] = values[at[hit]]
         return out
 
     @property
