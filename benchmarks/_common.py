@@ -103,6 +103,20 @@ def als_settings() -> dict[str, Any]:
     }
 
 
+def fit_peer(user_items):
+    """Bare ``implicit`` ALS with recsys's settings fitted on ``user_items``: the model, its
+    settings and the fit's seconds (the peer of the speed benchmarks)."""
+    import time
+
+    from implicit.cpu.als import AlternatingLeastSquares
+
+    settings = als_settings()
+    model = AlternatingLeastSquares(**settings)
+    t = time.perf_counter()
+    model.fit(user_items, show_progress=False)
+    return model, settings, time.perf_counter() - t
+
+
 def confidence_matrix(ds, kind: str) -> tuple[sp.csr_matrix, dict[str, int]]:
     """Consenting users x all items, from the raw interactions (no other minimization)."""
     users = ds.users

@@ -54,6 +54,7 @@ from _common import (
     ROOT,
     als_settings,
     confidence_matrix,
+    fit_peer,
     git_facts,
     machine_facts,
     peak_rss_mib,
@@ -102,7 +103,6 @@ def main() -> None:
 
 def prepare(args: argparse.Namespace, work: Path) -> dict:
     """The shop, recsys trained and saved, the peer fitted and saved."""
-    from implicit.cpu.als import AlternatingLeastSquares
 
     from recsys.data.synthetic import END, ShopSpec, make_shop
     from recsys.privacy import Pseudonymizer
@@ -136,11 +136,7 @@ def prepare(args: argparse.Namespace, work: Path) -> dict:
         }
         del ds
         gc.collect()
-        settings = als_settings()
-        model = AlternatingLeastSquares(**settings)
-        t = time.perf_counter()
-        model.fit(user_items, show_progress=False)
-        implicit_fit_s = time.perf_counter() - t
+        model, settings, implicit_fit_s = fit_peer(user_items)
         rss["after_implicit_fit"] = peak_rss_mib()
         log(f"implicit fit {implicit_fit_s:.1f}s")
     keys = np.array([ps(u) for u in meta["user_ids"]], dtype=object)

@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     PSEUDONYM_KEY,
     ROOT,
-    als_settings,
     confidence_matrix,
+    fit_peer,
     git_facts,
     machine_facts,
     peak_rss_mib,
@@ -78,8 +78,6 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = ap.parse_args()
 
-    from implicit.cpu.als import AlternatingLeastSquares
-
     import recsys
     from recsys.data.synthetic import END, ShopSpec, make_shop
     from recsys.privacy import Pseudonymizer
@@ -107,13 +105,9 @@ def main() -> None:
     rss["after_matrix"] = peak_rss_mib()
     log(f"matrix {user_items.shape}, nnz {user_items.nnz:,} in {matrix_s:.1f}s")
 
-    settings = als_settings()
     with threadpool_limits(1):
         # fit: the peer first, then recsys
-        model = AlternatingLeastSquares(**settings)
-        t = time.perf_counter()
-        model.fit(user_items, show_progress=False)
-        implicit_fit_s = time.perf_counter() - t
+        model, settings, implicit_fit_s = fit_peer(user_items)
         rss["after_implicit_fit"] = peak_rss_mib()
         log(f"implicit fit {implicit_fit_s:.1f}s")
 
