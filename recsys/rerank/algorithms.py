@@ -7,9 +7,17 @@ deterministic (ties broken by position in the input).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 from scipy.stats import binom
+
+SimilarityRows = Callable[[np.ndarray], np.ndarray]
+"""``rows(j)``: for each list ``b``, the similarity of its item at position ``j[b]`` to every
+position of it (lists x positions); e.g. ``sim[arange(lists), j]`` of a full matrix."""
+PrefixCheck = Callable[[np.ndarray], np.ndarray]
+"""``enough(chosen)``: for each list, whether the first positions of its new order (``chosen``,
+lists x steps so far) are all that whoever reads the order needs."""
 
 
 def mmr(scores: np.ndarray, sim: np.ndarray, k: int, lam: float) -> np.ndarray:
@@ -23,15 +31,26 @@ def mmr(scores: np.ndarray, sim: np.ndarray, k: int, lam: float) -> np.ndarray:
 
 
 def mmr_many(
-    scores: np.ndarray, sim: np.ndarray, lengths: np.ndarray, k: int, lam: float
+    scores: np.ndarray,
+    sim: np.ndarray | SimilarityRows,
+    lengths: np.ndarray,
+    k: int,
+    lam: float,
+    *,
+    enough: PrefixCheck | None = None,
 ) -> np.ndarray:
     """:func:`mmr` for a block of lists at once (the greedy steps run over every list together).
 
-    ``scores`` is lists x positions (entries past a list's length are ignored), ``sim`` lists x
-    positions x positions. Row ``b`` of the result, cut to ``min(k, lengths[b])``, is exactly
-    what :func:`mmr` gives for list ``b`` alone.
+    ``scores`` is lists x positions (entries past a list's length are ignored); ``sim`` lists x
+    positions x positions, or the function giving the rows of it that the steps read. Row ``b``
+    of the result, cut to ``min(k, lengths[b])``, is exactly what :func:`mmr` gives for list
+    ``b`` alone. With ``enough``, the steps stop once every list's prefix is enough (a greedy
+    step never depends on later ones, so each prefix is the full order's): the result then has
+    fewer columns than ``min(k, positions)``.
     """
     n_lists, width = scores.shape
+    rows = np.arange(n_lists)
+    rows_of = sim if callable(sim) else (lambda j: sim[rows, j])
     valid = np.arange(width)[None, :] < lengths[:, None]
     scores = np.where(valid, scores, 0.0)
     lo = np.where(valid, scores, np.inf).min(axis=1, initial=np.inf)
@@ -43,31 +62,31 @@ def mmr_many(
     steps = min(k, width)
     chosen = np.zeros((n_lists, steps), dtype=np.int64)
     max_sim = np.zeros((n_lists, width))
-    rows = np.arange(n_lists)
     # value = lam * rel - (1 - lam) * max_sim where free, -inf where taken: ``base`` holds
     # lam * rel + (0 where free, -inf where taken or padding), the same sums as adding the
     # -inf afterwards (adding 0.0 changes no value), so a step is few passes over the block
     keep = 1 - lam
     base = lam * rel + np.where(valid, 0.0, -np.inf)
     value = np.empty((n_lists, width))
-    if n_lists == 1:  # a page view: the same steps on one row, without fancy indexing
-        b, m, v, s = base[0], max_sim[0], value[0], sim[0]
-        for step in range(steps):
-            np.multiply(m, keep, out=v)
-            np.subtract(b, v, out=v)
-            j = int(v.argmax())  # first maximum: ties keep input order
-            chosen[0, step] = j
-            b[j] = -np.inf
-            np.maximum(m, s[j], out=m)
-        return chosen
+    check = EARLIEST_CHECK if enough is not None else steps + 1
     for step in range(steps):
         np.multiply(max_sim, keep, out=value)
         np.subtract(base, value, out=value)
         j = value.argmax(axis=1)  # first maximum: ties keep input order
         chosen[:, step] = j
         base[rows, j] = -np.inf
-        np.maximum(max_sim, sim[rows, j], out=max_sim)
+        np.maximum(max_sim, rows_of(j), out=max_sim)
+        if step + 1 == check:
+            assert enough is not None
+            if step + 1 < steps and enough(chosen[:, : step + 1]).all():
+                return chosen[:, : step + 1]
+            check += CHECK_EVERY
     return chosen
+
+
+EARLIEST_CHECK = 4
+CHECK_EVERY = 4
+""":func:`mmr_many` asks ``enough`` after this many steps, then again every this many."""
 
 
 @functools.lru_cache(maxsize=256)

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from recsys.features.context import FeatureContext, UserState
-from recsys.rerank.algorithms import calibrate, fair_topk, mmr_many
+from recsys.rerank.algorithms import PrefixCheck, calibrate, fair_topk, mmr_many
 from recsys.rerank.overrides import Overrides
 from recsys.rerank.promotions import NewArrivals, Promotions
 from recsys.types import ItemList, Stage
@@ -38,37 +38,76 @@ def similarity(ctx: FeatureContext, items: np.ndarray, factor_weight: float) -> 
 
 def similarity_many(ctx: FeatureContext, items: np.ndarray, factor_weight: float) -> np.ndarray:
     """:func:`similarity` for lists x positions of items at once: lists x positions x positions."""
-    unit = ctx.collab.item_unit_[items]  # float32: a similarity needs no more digits
-    cos = unit @ unit.transpose(0, 2, 1)
-    codes = ctx.catalog.category_codes[items]
-    if codes.shape[-1] > MAX_TABLE_CATEGORIES:
-        a, b = codes[:, :, None, :, None], codes[:, None, :, None, :]
-        inter = ((a == b) & (a >= 0)).sum(axis=(3, 4)).astype(np.float64)
-        size = (codes >= 0).sum(axis=2)
-        union = size[:, :, None] + size[:, None, :] - inter
-        jac = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-        return factor_weight * cos.astype(np.float64) + (1 - factor_weight) * jac
-    n = codes.shape[-1]
-    if n == 1:  # one category per item: Jaccard is 1 for the same one, else 0
-        c = codes[:, :, 0]
-        same = (c[:, :, None] == c[:, None, :]) & (c >= 0)[:, :, None]
-        sim = np.multiply(cos, factor_weight, dtype=np.float64)
-        np.add(sim, _jaccard_terms(1, float(factor_weight))[7], out=sim, where=same)  # (1, 1, 1)
-        return sim
-    # the category term takes few values (matching pairs and the two sizes are small counts):
-    # each is computed once, as above, and looked up; no float pass over the pairs but the sum
-    valid = codes >= 0
-    inter = np.zeros(cos.shape, dtype=np.int32)
-    for c1 in range(n):
-        a, ok = codes[:, :, None, c1], valid[:, :, None, c1]
-        for c2 in range(n):
-            inter += (a == codes[:, None, :, c2]) & ok
-    size = valid.sum(axis=2).astype(np.int32)
-    key = (inter * (n + 1) + size[:, :, None]) * (n + 1) + size[:, None, :]
-    sim = np.multiply(cos, factor_weight, dtype=np.float64)  # = factor_weight * cos in float64
-    sim += _jaccard_terms(n, float(factor_weight))[key]
-    return sim
+    return SimilarityRows(ctx, items, factor_weight).block(0, items.shape[1])
 
+
+class SimilarityRows:
+    """Rows of :func:`similarity_many`'s matrix, computed as they are first read: MMR reads
+    the rows of the items it places, mostly near the top of a list, so each list's rows are
+    computed in bands of :data:`ROW_BAND` positions, a band when one of its rows is first read.
+    Every value is the one the whole matrix has (the same products, by the same kind of call)."""
+
+    def __init__(self, ctx: FeatureContext, items: np.ndarray, factor_weight: float) -> None:
+        self.unit = ctx.collab.item_unit_[items]  # float32: a similarity needs no more digits
+        self.codes = ctx.catalog.category_codes[items]
+        self.factor_weight = float(factor_weight)
+        n_lists, width = items.shape
+        self.rows = np.empty((n_lists, width, width))
+        self.have = np.zeros((n_lists, -(-width // ROW_BAND)), dtype=bool)
+        self.lists = np.arange(n_lists)
+
+    def __call__(self, j: np.ndarray) -> np.ndarray:
+        """For each list ``b``, the similarity of its item at position ``j[b]`` to all of it."""
+        band = j // ROW_BAND
+        missing = ~self.have[self.lists, band]
+        if missing.any():
+            width = self.rows.shape[1]
+            for b in np.unique(band[missing]).tolist():
+                lists = self.lists[missing & (band == b)]
+                start, stop = b * ROW_BAND, min(width, (b + 1) * ROW_BAND)
+                self.rows[lists, start:stop] = self.block(start, stop, lists)
+                self.have[lists, b] = True
+        return self.rows[self.lists, j]
+
+    def block(self, start: int, stop: int, lists: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``start:stop`` of ``lists`` (default: all): lists x (stop - start) x positions."""
+        fw = self.factor_weight
+        unit, codes = (self.unit, self.codes) if lists is None else (
+            self.unit[lists], self.codes[lists]
+        )  # fmt: skip
+        cos = unit[:, start:stop] @ unit.transpose(0, 2, 1)
+        own = codes[:, start:stop]
+        n = codes.shape[-1]
+        if n > MAX_TABLE_CATEGORIES:
+            a, b = own[:, :, None, :, None], codes[:, None, :, None, :]
+            inter = ((a == b) & (a >= 0)).sum(axis=(3, 4)).astype(np.float64)
+            size = (codes >= 0).sum(axis=2)
+            union = size[:, start:stop, None] + size[:, None, :] - inter
+            jac = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+            return fw * cos.astype(np.float64) + (1 - fw) * jac
+        if n == 1:  # one category per item: Jaccard is 1 for the same one, else 0
+            c = codes[:, :, 0]
+            same = (own[:, :, None, 0] == c[:, None, :]) & (own[:, :, 0] >= 0)[:, :, None]
+            sim = np.multiply(cos, fw, dtype=np.float64)
+            np.add(sim, _jaccard_terms(1, fw)[7], out=sim, where=same)  # (1, 1, 1)
+            return sim
+        # the category term takes few values (matching pairs and the two sizes are small
+        # counts): each is computed once, as above, and looked up; no float pass but the sum
+        valid = codes >= 0
+        inter = np.zeros(cos.shape, dtype=np.int32)
+        for c1 in range(n):
+            a, ok = own[:, :, None, c1], valid[:, start:stop, None, c1]
+            for c2 in range(n):
+                inter += (a == codes[:, None, :, c2]) & ok
+        size = valid.sum(axis=2).astype(np.int32)
+        key = (inter * (n + 1) + size[:, start:stop, None]) * (n + 1) + size[:, None, :]
+        sim = np.multiply(cos, fw, dtype=np.float64)  # = factor_weight * cos in float64
+        sim += _jaccard_terms(n, fw)[key]
+        return sim
+
+
+ROW_BAND = 8
+"""Rows :class:`SimilarityRows` computes at a time."""
 
 MAX_TABLE_CATEGORIES = 8
 """Up to this many categories per item, :func:`similarity_many` looks its category term up."""
@@ -132,12 +171,28 @@ class MMR(StageBase):
     stage: ClassVar[Stage] = Stage.DIVERSITY
 
     def many(
-        self, inp: RerankInput, states: Sequence[UserState], lists: Sequence[ItemList], k: int
+        self,
+        inp: RerankInput,
+        states: Sequence[UserState],
+        lists: Sequence[ItemList],
+        k: int,
+        *,
+        reads: PrefixCheck | None = None,
     ) -> list[ItemList]:
+        """``reads``: how much of the new order the next reader needs (:func:`consumer_reads`);
+        the steps stop there, and the rest of each list follows in its input order."""
         items, scores, lengths = padded(lists)
-        sim = similarity_many(inp.ctx, items, self.factor_weight)
-        order = mmr_many(scores, sim, lengths, items.shape[1], self.trade_off)
-        return [lst.take(order[b, : len(lst)]) for b, lst in enumerate(lists)]
+        rows = SimilarityRows(inp.ctx, items, self.factor_weight)
+        order = mmr_many(scores, rows, lengths, items.shape[1], self.trade_off, enough=reads)
+        out = []
+        for b, lst in enumerate(lists):
+            head = order[b, : len(lst)]
+            if len(head) < len(lst):  # stopped early: the unplaced positions, in input order
+                rest = np.ones(len(lst), dtype=bool)
+                rest[head] = False
+                head = np.concatenate([head, np.flatnonzero(rest)])
+            out.append(lst.take(head))
+        return out
 
 
 class Calibration(StageBase):
@@ -181,6 +236,25 @@ class FairTopK(StageBase):
         if group is None:
             return items
         return items.take(fair_topk(group[items.items], k, self.proportion, self.significance))
+
+    def reads(self, inp: RerankInput, lists: Sequence[ItemList], k: int) -> PrefixCheck | None:
+        """FA*IR takes its top ``k`` from the first ``k`` protected and the first ``k`` other
+        items of its input, so a prefix holding those (or every one a list has) fixes it."""
+        group = inp.groups.get(self.group)
+        if group is None:
+            return None
+        items, _, lengths = padded(lists)
+        flags = group[items] & (np.arange(items.shape[1])[None, :] < lengths[:, None])
+        protected = flags.sum(axis=1)
+        need_p = np.minimum(k, protected)
+        need_o = np.minimum(k, lengths - protected)
+        rows = np.arange(len(lists))[:, None]
+
+        def enough(chosen: np.ndarray) -> np.ndarray:
+            got = flags[rows, chosen].sum(axis=1)
+            return (got >= need_p) & (chosen.shape[1] - got >= need_o)
+
+        return enough
 
 
 RerankStage = Annotated[
@@ -231,8 +305,12 @@ def rerank_many(
     ranker_top = [set(lst.items[:k].tolist()) for lst in lists]
     placed: list[list[tuple[Stage, str | None, set[int]]]] = [[] for _ in lists]
     if cfg.enabled:
-        for stage in cfg.stages:
-            lists = stage.many(inp, states, lists, k)
+        for n, stage in enumerate(cfg.stages):
+            if isinstance(stage, MMR):  # greedy: it may stop where its reader stops reading
+                reads = consumer_reads(inp, cfg.stages[n + 1 :], lists, k)
+                lists = stage.many(inp, states, lists, k, reads=reads)
+            else:
+                lists = stage.many(inp, states, lists, k)
             group = stage.group if isinstance(stage, FairTopK) else None
             for p, lst in zip(placed, lists, strict=True):
                 p.append((stage.stage, group, set(lst.items[:k].tolist())))
@@ -240,6 +318,18 @@ def rerank_many(
         _provenance(lst.head(k), top, p)
         for lst, top, p in zip(lists, ranker_top, placed, strict=True)
     ]
+
+
+def consumer_reads(
+    inp: RerankInput, after: Sequence[RerankStage], lists: Sequence[ItemList], k: int
+) -> PrefixCheck | None:
+    """How much of a stage's new order (positions into ``lists``) the next one reads: the top
+    ``k`` at the end; a prefix :class:`FairTopK` names; otherwise all of it (``None``)."""
+    if not after:
+        lengths = np.array([min(k, len(lst)) for lst in lists], dtype=np.int64)
+        return lambda chosen: chosen.shape[1] >= lengths
+    reads = getattr(after[0], "reads", None)
+    return reads(inp, lists, k) if reads is not None else None
 
 
 def _within_depth(lst: ItemList, depth: int, keep: np.ndarray) -> ItemList:

@@ -141,3 +141,71 @@ proportion = 0.3
     cfg = RecommenderConfig.from_toml(text)
     assert [type(s).__name__ for s in cfg.rerank.stages] == ["Calibration", "FairTopK"]
     assert RecommenderConfig.from_toml(cfg.to_toml()) == cfg
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 10])
+@pytest.mark.parametrize("trade_off", [0.2, 0.6, 0.95])
+def test_mmr_stopping_where_fair_stops_reading_changes_nothing(
+    fitted, monkeypatch, k: int, trade_off: float
+) -> None:
+    """MMR stops once FA*IR's prefix is placed (``consumer_reads``): FA*IR then returns what it
+    returns after the full MMR order, for lists of every length and protected share."""
+    from recsys.rerank import algorithms
+    from recsys.rerank.stages import MMR, FairTopK, RerankInput, consumer_reads
+    from recsys.types import ItemList
+
+    # asked after every step, MMR stops at the first prefix the check accepts
+    monkeypatch.setattr(algorithms, "EARLIEST_CHECK", 1)
+    monkeypatch.setattr(algorithms, "CHECK_EVERY", 1)
+
+    model = fitted.model_
+    inp = RerankInput(ctx=model.ctx, groups=model.groups)
+    ids = model.ctx.catalog.items.ids
+    rng = np.random.default_rng(k)
+    lists = []
+    for _ in range(80):
+        n = int(rng.integers(1, 80))
+        items = rng.choice(len(ids), size=n, replace=False)
+        lists.append(ItemList.from_indices(items, ids, score=np.sort(rng.random(n))[::-1]))
+    mmr, fair = MMR(trade_off=trade_off), FairTopK(group="long_tail")
+    states = [None] * len(lists)  # neither stage reads the user's state
+    ordered = mmr.many(inp, states, lists, k)
+    fair_full = fair.many(inp, states, ordered, k)
+    for lst, mmr_full, want in zip(lists, ordered, fair_full, strict=True):
+        # one list at a time, so that each stops as early as it can
+        early = mmr.many(inp, [None], [lst], k, reads=consumer_reads(inp, [fair], [lst], k))
+        assert sorted(early[0].items.tolist()) == sorted(lst.items.tolist())
+        assert fair.many(inp, [None], early, k)[0].items.tolist() == want.items.tolist()
+        end = mmr.many(inp, [None], [lst], k, reads=consumer_reads(inp, [], [lst], k))
+        assert end[0].items[:k].tolist() == mmr_full.items[:k].tolist()
+
+
+@pytest.mark.parametrize("n_categories", [1, 3, 10])
+def test_similarity_rows_read_in_bands_are_the_whole_matrix(n_categories: int) -> None:
+    """Rows computed band by band, for some lists at a time, are the whole matrix's rows, and
+    the matrix is factor cosine and category Jaccard mixed as documented."""
+    from types import SimpleNamespace
+
+    from recsys.rerank.stages import SimilarityRows, similarity_many
+
+    rng = np.random.default_rng(n_categories)
+    unit = rng.normal(size=(300, 16)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    codes = np.full((300, n_categories), -1)  # an item's distinct categories, then padding
+    for row in codes:
+        size = int(rng.integers(0, n_categories + 1))
+        row[:size] = rng.choice(n_categories + 4, size=size, replace=False)
+    ctx = SimpleNamespace(
+        collab=SimpleNamespace(item_unit_=unit), catalog=SimpleNamespace(category_codes=codes)
+    )
+    items = np.stack([rng.choice(300, size=45, replace=False) for _ in range(7)])
+    whole = similarity_many(ctx, items, 0.3)
+    rows = SimilarityRows(ctx, items, 0.3)
+    for _ in range(30):
+        j = rng.integers(0, 45, size=7)
+        assert np.array_equal(rows(j), whole[np.arange(7), j])
+    b, i, m = 2, 5, 17
+    a, c = items[b, i], items[b, m]
+    sa, sc = set(codes[a][codes[a] >= 0].tolist()), set(codes[c][codes[c] >= 0].tolist())
+    jaccard = len(sa & sc) / len(sa | sc) if sa | sc else 0.0
+    assert whole[b, i, m] == pytest.approx(0.3 * float(unit[a] @ unit[c]) + 0.7 * jaccard)
