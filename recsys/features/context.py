@@ -337,7 +337,9 @@ class UserBlock:
     factors."""
     _filled: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
     """Per user (approximate index): the scored candidates (sorted) and their scores."""
-    _lookup: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _lookup: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = field(
+        default=None, repr=False
+    )
 
     @classmethod
     def build(cls, ctx: FeatureContext, states: list[UserState]) -> UserBlock:
@@ -384,13 +386,18 @@ class UserBlock:
         if self._lookup is None:  # the filled pairs as a CSR layout over the block's users
             empty = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32))
             parts = [self._filled.get(p, empty) for p in range(len(self.states))]
-            indptr = np.concatenate([[0], np.cumsum([len(c) for c, _ in parts])])
+            lens = [len(c) for c, _ in parts]
+            values = np.concatenate([v for _, v in parts]).astype(np.float32)
+            values.setflags(write=False)
             self._lookup = (
-                indptr,
+                np.concatenate([[0], np.cumsum(lens)]),
                 np.concatenate([c for c, _ in parts]).astype(np.int64),
-                np.concatenate([v for _, v in parts]).astype(np.float32),
+                values,
+                np.repeat(np.arange(len(parts)), lens),
             )
-        indptr, indices, values = self._lookup
+        indptr, indices, values, owner = self._lookup
+        if np.array_equal(items, indices) and np.array_equal(rows, owner):
+            return values  # the scorer asks for exactly the filled pairs, in their order
         hit, at = csr_find(indptr, indices, rows, items)
         out = np.full(len(hit), np.nan, dtype=np.float32)
         out[hit] = values[at[hit]]

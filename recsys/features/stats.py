@@ -17,10 +17,12 @@ def csr_find(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Is ``cols[n]`` stored in row ``rows[n]`` of a CSR layout with sorted rows, and where:
     a binary search over all pairs at once, one step per halving of a row (a few pairs: one
-    ``searchsorted`` per distinct row). ``at`` is only meaningful where ``hit``."""
+    ``searchsorted`` per distinct row; so too for pairs of one row). ``at`` is only meaningful
+    where ``hit``."""
     rows = np.asarray(rows, dtype=np.int64)
     cols = np.asarray(cols, dtype=np.int64)
-    if len(rows) <= SMALL:  # a few pairs (one request's list), from few rows: a search per row
+    if len(rows) <= SMALL or rows.min() == rows.max():
+        # a few pairs, or one row (one request's candidates): a search per row
         hit = np.zeros(len(rows), dtype=bool)
         at = np.zeros(len(rows), dtype=np.int64)
         for r in dict.fromkeys(rows.tolist()):
