@@ -254,10 +254,17 @@ class ItemList:
         return self.take(np.arange(min(n, len(self))))
 
     def with_column(self, name: str, values: np.ndarray | Sequence[Any]) -> ItemList:
-        values = np.asarray(values)
-        if len(values) != len(self.items):
-            raise ValueError(f"column {name!r} has {len(values)} entries for {len(self)} items")
-        return self._trusted(self.items, self.ids, {**self.columns, name: _frozen(values)})
+        return self.with_columns(**{name: values})
+
+    def with_columns(self, **columns: np.ndarray | Sequence[Any]) -> ItemList:
+        """The same items with these columns added or replaced."""
+        new = {}
+        for name, values in columns.items():
+            values = np.asarray(values)
+            if len(values) != len(self.items):
+                raise ValueError(f"column {name!r} has {len(values)} entries for {len(self)} items")
+            new[name] = _frozen(values)
+        return self._trusted(self.items, self.ids, {**self.columns, **new})
 
 
 class Attributions(Sequence[tuple[str, float]]):

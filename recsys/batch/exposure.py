@@ -112,21 +112,7 @@ class ExposureController:
                 for st, lst, q in zip(states, ranked, queries, strict=True)
             ]
         s = self.state
-        boosted, tops = [], []
-        for lst, q in zip(ranked, queries, strict=True):
-            n = min(len(lst), self.config.depth)
-            top = lst.head(n)
-            score = top.column("score")
-            span = score.max() - score.min() if n else 0.0
-            rel = (score - score.min()) / span if span > 0 else np.zeros(n)
-            b = rel + s.boost * self.protected[top.items]
-            order = np.lexsort((np.arange(n), -b))
-            tops.append(set(top.items[: q.k].tolist()))
-            boosted.append(
-                top.take(order)
-                .with_column("score", b[order])
-                .with_column("ranker_score", score[order])
-            )
+        boosted, tops = self._boosted(ranked, queries, s.boost)
         out: list[ItemList] = []
         by_k: dict[int, list[int]] = {}
         for n, q in enumerate(queries):
@@ -153,6 +139,33 @@ class ExposureController:
                 )
             out.append(lst)
         return out
+
+    def _boosted(
+        self, ranked: list[ItemList], queries: list[Query], boost: float
+    ) -> tuple[list[ItemList], list[set[int]]]:
+        """Each list's best ``depth`` items by min-max scaled score + ``boost`` for the group
+        (ties keep the ranker's order), all lists at once; and each ranker's top ``k``."""
+        n = np.array([min(len(lst), self.config.depth) for lst in ranked], dtype=np.int64)
+        width = int(n.max(initial=0))
+        score = np.zeros((len(ranked), width))
+        items = np.zeros((len(ranked), width), dtype=np.int64)
+        for r, lst in enumerate(ranked):
+            score[r, : n[r]] = lst.column("score")[: n[r]]
+            items[r, : n[r]] = lst.items[: n[r]]
+        real = np.arange(width)[None, :] < n[:, None]
+        lo = np.where(real, score, np.inf).min(axis=1, initial=np.inf)
+        span = np.where(real, score, -np.inf).max(axis=1, initial=-np.inf) - lo
+        flat = ~(span > 0)  # one score (or none): no relevance spread
+        rel = (score - lo[:, None]) / np.where(flat, 1.0, span)[:, None]
+        b = np.where(flat[:, None], 0.0, rel) + boost * self.protected[items]
+        b = np.where(real, b, -np.inf)  # padding sorts last
+        order = np.lexsort((np.broadcast_to(np.arange(width), b.shape), -b), axis=-1)
+        boosted, tops = [], []
+        for r, (lst, q) in enumerate(zip(ranked, queries, strict=True)):
+            o = order[r, : n[r]]
+            tops.append(set(lst.items[: min(q.k, int(n[r]))].tolist()))
+            boosted.append(lst.take(o).with_columns(score=b[r, o], ranker_score=score[r, o]))
+        return boosted, tops
 
     def _provenance(self, lst: ItemList, ranker_top: set[int]) -> ItemList:
         """The ranker's scores back in place; items only the boost brought in are ``fairness``

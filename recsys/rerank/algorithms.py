@@ -12,12 +12,13 @@ from collections.abc import Callable
 import numpy as np
 from scipy.stats import binom
 
-SimilarityRows = Callable[[np.ndarray], np.ndarray]
-"""``rows(j)``: for each list ``b``, the similarity of its item at position ``j[b]`` to every
-position of it (lists x positions); e.g. ``sim[arange(lists), j]`` of a full matrix."""
-PrefixCheck = Callable[[np.ndarray], np.ndarray]
-"""``enough(chosen)``: for each list, whether the first positions of its new order (``chosen``,
-lists x steps so far) are all that whoever reads the order needs."""
+SimilarityRows = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``rows(lists, j)``: for each ``r``, the similarity of the item at position ``j[r]`` of list
+``lists[r]`` to every position of that list (len(lists) x positions); of a full matrix,
+``sim[lists, j]``."""
+PrefixCheck = Callable[[np.ndarray, np.ndarray], np.ndarray]
+"""``enough(lists, chosen)``: for each of ``lists``, whether the first positions of its new
+order (a row of ``chosen``, len(lists) x steps so far) are all its reader needs."""
 
 
 def mmr(scores: np.ndarray, sim: np.ndarray, k: int, lam: float) -> np.ndarray:
@@ -44,13 +45,12 @@ def mmr_many(
     ``scores`` is lists x positions (entries past a list's length are ignored); ``sim`` lists x
     positions x positions, or the function giving the rows of it that the steps read. Row ``b``
     of the result, cut to ``min(k, lengths[b])``, is exactly what :func:`mmr` gives for list
-    ``b`` alone. With ``enough``, the steps stop once every list's prefix is enough (a greedy
-    step never depends on later ones, so each prefix is the full order's): the result then has
-    fewer columns than ``min(k, positions)``.
+    ``b`` alone. With ``enough``, a list stops being ordered once its prefix is enough (a
+    greedy step never depends on later ones, so each prefix is the full order's): the rest of
+    its row is -1.
     """
     n_lists, width = scores.shape
-    rows = np.arange(n_lists)
-    rows_of = sim if callable(sim) else (lambda j: sim[rows, j])
+    rows_of = sim if callable(sim) else (lambda lists, j: sim[lists, j])
     valid = np.arange(width)[None, :] < lengths[:, None]
     scores = np.where(valid, scores, 0.0)
     lo = np.where(valid, scores, np.inf).min(axis=1, initial=np.inf)
@@ -60,7 +60,7 @@ def mmr_many(
     scaled = (scores - lo[:, None]) / np.where(span > 0, span, 1.0)[:, None]
     rel = np.where(valid & (span > 0)[:, None], scaled, 0.0)
     steps = min(k, width)
-    chosen = np.zeros((n_lists, steps), dtype=np.int64)
+    chosen = np.full((n_lists, steps), -1, dtype=np.int64)
     max_sim = np.zeros((n_lists, width))
     # value = lam * rel - (1 - lam) * max_sim where free, -inf where taken: ``base`` holds
     # lam * rel + (0 where free, -inf where taken or padding), the same sums as adding the
@@ -68,19 +68,26 @@ def mmr_many(
     keep = 1 - lam
     base = lam * rel + np.where(valid, 0.0, -np.inf)
     value = np.empty((n_lists, width))
+    active = np.arange(n_lists)  # the lists still being ordered; the arrays above follow it
+    local = active
     check = EARLIEST_CHECK if enough is not None else steps + 1
     for step in range(steps):
         np.multiply(max_sim, keep, out=value)
         np.subtract(base, value, out=value)
         j = value.argmax(axis=1)  # first maximum: ties keep input order
-        chosen[:, step] = j
-        base[rows, j] = -np.inf
-        np.maximum(max_sim, rows_of(j), out=max_sim)
+        chosen[active, step] = j
+        base[local, j] = -np.inf
+        np.maximum(max_sim, rows_of(active, j), out=max_sim)
         if step + 1 == check:
-            assert enough is not None
-            if step + 1 < steps and enough(chosen[:, : step + 1]).all():
-                return chosen[:, : step + 1]
             check += CHECK_EVERY
+            assert enough is not None
+            done = enough(active, chosen[active, : step + 1])
+            if done.all():
+                break
+            if done.any():  # those lists' orders are placed as far as their reader reads
+                go = ~done
+                active, base, max_sim = active[go], base[go], max_sim[go]
+                value, local = value[go], np.arange(int(go.sum()))
     return chosen
 
 

@@ -54,20 +54,20 @@ class SimilarityRows:
         n_lists, width = items.shape
         self.rows = np.empty((n_lists, width, width))
         self.have = np.zeros((n_lists, -(-width // ROW_BAND)), dtype=bool)
-        self.lists = np.arange(n_lists)
 
-    def __call__(self, j: np.ndarray) -> np.ndarray:
-        """For each list ``b``, the similarity of its item at position ``j[b]`` to all of it."""
+    def __call__(self, lists: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """For each ``r``, the similarity of the item at position ``j[r]`` of list ``lists[r]``
+        to every item of that list."""
         band = j // ROW_BAND
-        missing = ~self.have[self.lists, band]
+        missing = ~self.have[lists, band]
         if missing.any():
             width = self.rows.shape[1]
             for b in np.unique(band[missing]).tolist():
-                lists = self.lists[missing & (band == b)]
+                some = lists[missing & (band == b)]
                 start, stop = b * ROW_BAND, min(width, (b + 1) * ROW_BAND)
-                self.rows[lists, start:stop] = self.block(start, stop, lists)
-                self.have[lists, b] = True
-        return self.rows[self.lists, j]
+                self.rows[some, start:stop] = self.block(start, stop, some)
+                self.have[some, b] = True
+        return self.rows[lists, j]
 
     def block(self, start: int, stop: int, lists: np.ndarray | None = None) -> np.ndarray:
         """Rows ``start:stop`` of ``lists`` (default: all): lists x (stop - start) x positions."""
@@ -187,7 +187,8 @@ class MMR(StageBase):
         out = []
         for b, lst in enumerate(lists):
             head = order[b, : len(lst)]
-            if len(head) < len(lst):  # stopped early: the unplaced positions, in input order
+            if head[-1:].tolist() == [-1]:  # stopped early: the unplaced ones, in input order
+                head = head[head >= 0]
                 rest = np.ones(len(lst), dtype=bool)
                 rest[head] = False
                 head = np.concatenate([head, np.flatnonzero(rest)])
@@ -248,11 +249,10 @@ class FairTopK(StageBase):
         protected = flags.sum(axis=1)
         need_p = np.minimum(k, protected)
         need_o = np.minimum(k, lengths - protected)
-        rows = np.arange(len(lists))[:, None]
 
-        def enough(chosen: np.ndarray) -> np.ndarray:
-            got = flags[rows, chosen].sum(axis=1)
-            return (got >= need_p) & (chosen.shape[1] - got >= need_o)
+        def enough(which: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+            got = flags[which[:, None], chosen].sum(axis=1)
+            return (got >= need_p[which]) & (chosen.shape[1] - got >= need_o[which])
 
         return enough
 
@@ -327,7 +327,7 @@ def consumer_reads(
     ``k`` at the end; a prefix :class:`FairTopK` names; otherwise all of it (``None``)."""
     if not after:
         lengths = np.array([min(k, len(lst)) for lst in lists], dtype=np.int64)
-        return lambda chosen: chosen.shape[1] >= lengths
+        return lambda which, chosen: chosen.shape[1] >= lengths[which]
     reads = getattr(after[0], "reads", None)
     return reads(inp, lists, k) if reads is not None else None
 
