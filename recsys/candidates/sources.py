@@ -54,33 +54,22 @@ class TrendingSource(BaseModel):
     def __call__(
         self, ctx: FeatureContext, block: UserBlock, allowed: np.ndarray
     ) -> list[np.ndarray]:
-        out = []
-        for p, st in enumerate(block.states):
-            trend, _ = ctx.trending(st.as_of)
-            out.append(self._top(ctx, trend, st.as_of, allowed[p]) if self.n else [])
-        return [np.asarray(o, dtype=np.int64) for o in out]
+        if not self.n:
+            return [np.empty(0, dtype=np.int64) for _ in block.states]
+        return [self._top(ctx, st.as_of, allowed[p]) for p, st in enumerate(block.states)]
 
-    def _top(
-        self, ctx: FeatureContext, trend: np.ndarray, as_of: int, allowed: np.ndarray
-    ) -> np.ndarray:
-        """``top_allowed(trend, allowed & (trend > 0), n)`` as a set (the pipeline takes the
-        union of the sources): read off the shop's ranking when the ``n``-th allowed item
-        outranks the next one (then any selection gives these items), else the same
-        selection over the same items."""
-        some, ranked = ctx.trending_items(as_of)
+    def _top(self, ctx: FeatureContext, as_of: int, allowed: np.ndarray) -> np.ndarray:
+        """The first ``n`` allowed items of the shop's trending ranking (most chosen first,
+        ties in catalogue order: which tied items make the cut is fixed, not left to a
+        selection algorithm)."""
+        _, ranked = ctx.trending_items(as_of)
         m = 2 * self.n + 16
         while True:
             head = ranked[:m]
             found = head[allowed[head]]
-            if len(found) > self.n or m >= len(ranked):
-                break
+            if len(found) >= self.n or m >= len(ranked):
+                return found[: self.n]
             m *= 4
-        if len(found) <= self.n:
-            return found  # every allowed item chosen at all
-        if trend[found[self.n - 1]] > trend[found[self.n]]:
-            return found[: self.n]
-        idx = some[allowed[some]]  # = flatnonzero(allowed & (trend > 0)), a tie at the cut
-        return idx[np.argpartition(-trend[idx], self.n)[: self.n]]
 
 
 class RebuySource(BaseModel):

@@ -18,12 +18,11 @@ class TestRebuy(SourceContract):
     stage = RebuySource(n=5)
 
 
-def test_trending_is_the_reference_selection_as_a_set() -> None:
-    """The shop's ranking gives exactly the items of ``top_allowed`` over the chosen items,
-    with and without ties at the cut."""
+def test_trending_takes_the_most_chosen_allowed_items_ties_in_catalogue_order() -> None:
+    """The ``n`` allowed items chosen most in the window; at a tie at the cut, the first in
+    catalogue order (never an arbitrary pick among equals)."""
     import numpy as np
 
-    from recsys.candidates.sources import top_allowed
     from recsys.testing.stages import contract_block, contract_model
 
     model, block = contract_model(), contract_block()
@@ -37,7 +36,9 @@ def test_trending_is_the_reference_selection_as_a_set() -> None:
         got = TrendingSource(n=n)(ctx, block, allowed)
         for p, st in enumerate(block.states):
             t, _ = ctx.trending(st.as_of)
-            want = top_allowed(t, allowed[p] & (t > 0), n)
-            assert set(got[p].tolist()) == set(want.tolist())
-            ties += int(len(want) == n and (t[allowed[p] & (t > 0)] == t[want].min()).sum() > 1)
+            idx = np.flatnonzero(allowed[p] & (t > 0))
+            want = idx[np.lexsort((idx, -t[idx]))][:n]  # by count, then catalogue index
+            assert got[p].tolist() == want.tolist()
+            if len(want) == n and len(idx) > n:
+                ties += int(t[idx[np.lexsort((idx, -t[idx]))][n]] == t[want[-1]])
     assert ties > 0, "the ties at the cut were exercised"
