@@ -25,7 +25,7 @@ from recsys.pipeline.pipeline import Pipeline
 from recsys.privacy.consent import Consent
 from recsys.rerank.algorithms import position_weights
 from recsys.rerank.overrides import OverridesFile
-from recsys.types import Query, Recommendations
+from recsys.types import Evidence, Query, Recommendations
 
 DAY = 86_400
 OFFER_SCHEMA = pa.schema(
@@ -205,6 +205,14 @@ def offer_table(
     skips: Counter[str] = Counter()
     in_stock, index = model.ctx.catalog.in_stock, model.ctx.catalog.items
     leaves: dict[int, set[str]] = {}
+    facts: dict[int, tuple[Evidence, str]] = {}  # each shared fact's JSON, once per chunk
+
+    def fact_json(e: Evidence) -> str:
+        hit = facts.get(id(e))
+        if hit is None or hit[0] is not e:
+            hit = facts[id(e)] = (e, json.dumps(e.to_dict()))
+        return hit[1]
+
     for recs in lists:
         if not recs.personalized:
             skips["no_history"] += 1  # a generic list is not what the customer agreed to
@@ -214,6 +222,7 @@ def offer_table(
             skips["no_offers"] += 1
             continue
         intro, names = intro_line(model, [r.item_id for r in keep], memo=leaves)
+        names_json = json.dumps(names)
         for rank, r in enumerate(keep, 1):
             cols["pseudonym"].append(recs.user_id)
             cols["campaign_id"].append(campaign_id)
@@ -223,9 +232,10 @@ def offer_table(
             cols["score"].append(float(r.score))
             cols["reason"].append(r.reason.text)
             cols["stage"].append(str(r.reason.stage))
-            cols["evidence"].append(json.dumps([e.to_dict() for e in r.reason.evidence]))
+            # = json.dumps([e.to_dict() for e in evidence]): the list's own separator
+            cols["evidence"].append("[" + ", ".join(map(fact_json, r.reason.evidence)) + "]")
             cols["intro"].append(intro)
-            cols["intro_categories"].append(json.dumps(names))
+            cols["intro_categories"].append(names_json)
     return pa.Table.from_pydict(cols, schema=OFFER_SCHEMA), dict(skips)
 
 

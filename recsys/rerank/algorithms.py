@@ -18,7 +18,8 @@ SimilarityRows = Callable[[np.ndarray, np.ndarray], np.ndarray]
 ``sim[lists, j]``."""
 PrefixCheck = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``enough(lists, chosen)``: for each of ``lists``, whether the first positions of its new
-order (a row of ``chosen``, len(lists) x steps so far) are all its reader needs."""
+order (a row of ``chosen``, len(lists) x steps so far) are all its reader needs: a reader
+given only that prefix returns what it returns given the whole order."""
 
 
 def mmr(scores: np.ndarray, sim: np.ndarray, k: int, lam: float) -> np.ndarray:

@@ -180,18 +180,15 @@ class MMR(StageBase):
         reads: PrefixCheck | None = None,
     ) -> list[ItemList]:
         """``reads``: how much of the new order the next reader needs (:func:`consumer_reads`);
-        the steps stop there, and the rest of each list follows in its input order."""
+        each list is ordered that far and cut there."""
         items, scores, lengths = padded(lists)
         rows = SimilarityRows(inp.ctx, items, self.factor_weight)
         order = mmr_many(scores, rows, lengths, items.shape[1], self.trade_off, enough=reads)
         out = []
         for b, lst in enumerate(lists):
             head = order[b, : len(lst)]
-            if head[-1:].tolist() == [-1]:  # stopped early: the unplaced ones, in input order
+            if head[-1:].tolist() == [-1]:  # stopped early: the placed prefix
                 head = head[head >= 0]
-                rest = np.ones(len(lst), dtype=bool)
-                rest[head] = False
-                head = np.concatenate([head, np.flatnonzero(rest)])
             out.append(lst.take(head))
         return out
 
@@ -334,7 +331,9 @@ def consumer_reads(
 
 def _within_depth(lst: ItemList, depth: int, keep: np.ndarray) -> ItemList:
     """The ranker's best ``depth`` items, then any of ``keep`` from further down, in order."""
-    if len(lst) <= depth or not len(keep):
+    if len(lst) <= depth:
+        return lst  # lists never change: no copy needed
+    if not len(keep):
         return lst.head(depth)
     below = depth + np.flatnonzero(np.isin(lst.items[depth:], keep))
     return lst.take(np.concatenate([np.arange(depth), below]))
