@@ -266,8 +266,7 @@ class UserState:
             vector = fresh_events.fold_in(collab, items_all, ev_all, vector)
             fresh_conf = fresh_events.confidences(items_all, ev_all)
         rev_items, rev_ts, rev_ev = items_all[::-1], ts_all[::-1], ev_all[::-1]
-        _, first = np.unique(rev_items, return_index=True)
-        first = np.sort(first)
+        first = _first_positions(rev_items)
         items = rev_items[first]
         cat = ctx.catalog
         cc = cat.category_counts(items)
@@ -306,6 +305,17 @@ class UserState:
 
     def event_name(self, k: int) -> str:
         return EVENTS[int(self.last_event[k])]
+
+
+def _first_positions(items: np.ndarray) -> np.ndarray:
+    """Where each distinct item first occurs, in order of position (``np.sort`` of
+    ``np.unique(items, return_index=True)[1]``); a short history by one pass of a dict."""
+    if len(items) > 256:
+        return np.sort(np.unique(items, return_index=True)[1])
+    first: dict[int, int] = {}
+    for pos, item in enumerate(items.tolist()):
+        first.setdefault(item, pos)
+    return np.fromiter(first.values(), dtype=np.int64, count=len(first))
 
 
 def _median(x: np.ndarray) -> float:
