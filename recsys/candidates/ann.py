@@ -54,7 +54,7 @@ class AnnIndex:
 
     @classmethod
     def build(
-        cls, item_factors: np.ndarray, *, ef: int = 256, threads: int = 1, seed: int = 0
+        cls, item_factors: np.ndarray, *, ef: int = 128, threads: int = 1, seed: int = 0
     ) -> AnnIndex:
         hnswlib = _hnswlib()
         live = np.flatnonzero(np.linalg.norm(item_factors, axis=1) > 0)

@@ -38,11 +38,10 @@ class CollaborativeConfig(BaseModel):
     """Collaborative retrieval: ``exact`` scores every item; ``hnsw`` searches an approximate
     index built at fit time (:mod:`recsys.candidates.ann`); ``auto``: the index from
     ``recsys.candidates.ann.AUTO_MIN_ITEMS`` items on."""
-    ann_ef: PositiveInt = 256
-    """Breadth of the index search (more: higher recall, slower). Measured on the synthetic
-    shop at 100,000 items (``benchmarks/index_breadth.py``): 512 -> 256 takes a search from
-    0.45 to 0.25 ms and recall@200 from 0.929 to 0.896; 98.5% of 2,000 customers' five e-mail
-    offers stay identical (99.6% of the offers)."""
+    ann_ef: PositiveInt = 128
+    """Breadth of the index search (more: higher recall, slower); about 1.3 x the collaborative
+    candidates asked for. Measured on the synthetic shop at 100,000 items
+    (``benchmarks/index_breadth.py``): see the README's benchmark table."""
 
 
 class ImplicitModel(BaseEstimator):

@@ -65,7 +65,8 @@ def test_an_override_blocks_on_the_evaluation_path(small_shop, customers) -> Non
     # was among the candidates their diversity and fairness stages weighed)
     assert effect["lists_changed"] >= sum(item in r.item_ids for r in before) > 0
     assert effect["lists_changed"] <= len(before)
-    assert effect["items_removed"] >= effect["lists_changed"]
+    # each list that showed the item lost it (others may only have moved their items)
+    assert effect["items_removed"] >= sum(item in r.item_ids for r in before)
 
 
 def test_pins_say_staff_pick_and_caps_hold(shop_rec, customers, small_shop) -> None:

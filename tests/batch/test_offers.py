@@ -284,13 +284,27 @@ def test_local_and_dask_agree_and_the_exposure_target_holds(
     share = exposure_share(lists.to_dict(), small, 5)
     assert abs(share - report["exposure"]["share"]) < 1e-9
     assert abs(share - target) <= 0.02, (share, target)
-    # the same campaign without the batch target lands further from it: the target is what
-    # moves the share (how far the plain share misses depends on the shop)
-    plain = shop_env["campaign"].model_copy(update={"exposure": None})
-    base, _ = run_job(shop_env, tmp_path / "plain.parquet", campaign=plain)
+    # the target is what moves the share: the boost only ever raises the group, so ask for a
+    # share 8 points above what the same campaign gives without a target (how far the plain
+    # share is from the default target depends on the shop)
+    campaign = shop_env["campaign"]
+    base, _ = run_job(
+        shop_env,
+        tmp_path / "plain.parquet",
+        campaign=campaign.model_copy(update={"exposure": None}),
+    )
     lists = base.sort_values(["pseudonym", "rank"]).groupby("pseudonym")["item_id"].agg(list)
-    without = abs(exposure_share(lists.to_dict(), small, 5) - target)
-    assert abs(share - target) < without / 2, (share, target, without)
+    want = exposure_share(lists.to_dict(), small, 5) + 0.08
+    higher = campaign.exposure.model_copy(update={"target_share": want})
+    raised, rep = run_job(
+        shop_env,
+        tmp_path / "raised.parquet",
+        campaign=campaign.model_copy(update={"exposure": higher}),
+    )
+    lists = raised.sort_values(["pseudonym", "rank"]).groupby("pseudonym")["item_id"].agg(list)
+    got = exposure_share(lists.to_dict(), small, 5)
+    assert abs(rep["exposure"]["target"] - want) < 1e-12
+    assert abs(got - want) <= 0.02, (got, want)
 
 
 def test_chunk_size_changes_nothing_and_a_sample_calibrates(shop_env, tmp_path) -> None:
