@@ -11,7 +11,7 @@ and each relative to the ``--reference`` count (the default before this benchmar
 synthetic shops also as their mean.
 
 The cost side (time per customer, and how many offers change at 100,000 items) is in
-``benchmarks/index_breadth.py --n``.
+``benchmarks/index_breadth.py`` (at the model's own candidate count).
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/candidate_breadth.py
 """
