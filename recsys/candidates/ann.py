@@ -74,9 +74,11 @@ class AnnIndex:
     def dim(self) -> int:
         return int(self.index.dim)
 
-    def search(self, vector: np.ndarray, n: int, allowed: np.ndarray) -> np.ndarray:
+    def search(self, vector: np.ndarray, n: int, allowed: np.ndarray) -> np.ndarray | None:
         """About the ``n`` allowed items with the largest inner product with ``vector``
-        (unordered). Asks the graph for more than ``n`` when some items are not allowed."""
+        (unordered). Asks the graph for more than ``n`` when some items are not allowed;
+        ``None`` when the graph cannot give that many (a search reaches only part of a graph,
+        so asking for most of a small index can fail): the caller scores exactly instead."""
         size = len(self)
         if size == 0 or n <= 0 or not np.any(vector):
             return np.empty(0, dtype=np.int64)
@@ -84,7 +86,10 @@ class AnnIndex:
         want = min(size, int(np.ceil(n / share)) + 16)
         for _ in range(3):  # hnswlib searches with max(ef, k): ef is never changed per query,
             # so concurrent requests see one setting (the same results as sequential ones)
-            labels, _ = self.index.knn_query(vector[None].astype(np.float32), k=want)
+            try:
+                labels, _ = self.index.knn_query(vector[None].astype(np.float32), k=want)
+            except RuntimeError:  # hnswlib: "Cannot return the results in a contiguous 2D array"
+                return None
             found = labels[0].astype(np.int64)
             found = found[allowed[found]]
             if len(found) >= n or want == size:
@@ -122,10 +127,12 @@ class AnnIndex:
 
 
 def recall_at(index: AnnIndex, item_factors: np.ndarray, vectors: np.ndarray, n: int) -> float:
-    """Mean share of the exact top ``n`` (all items allowed) that the index returns."""
+    """Mean share of the exact top ``n`` (all items allowed) that the index returns; a search
+    the graph cannot answer counts as the exact scoring the collaborative source then does."""
     allowed = np.ones(len(item_factors), dtype=bool)
     hits = []
     for v in vectors:
         exact = np.argpartition(-(item_factors @ v), n)[:n]
-        hits.append(len(np.intersect1d(exact, index.search(v, n, allowed))) / n)
+        found = index.search(v, n, allowed)
+        hits.append(len(np.intersect1d(exact, found if found is not None else exact)) / n)
     return float(np.mean(hits)) if hits else float("nan")

@@ -42,9 +42,13 @@ class CollaborativeSource(BaseModel):
     ) -> list[np.ndarray]:
         if not block.exact:  # the approximate index built at fit time (collaborative.ann)
             index = ctx.collab.index_
-            return [
-                index.search(st.vector, self.n, allowed[p]) for p, st in enumerate(block.states)
-            ]
+            out = []
+            for p, st in enumerate(block.states):
+                found = index.search(st.vector, self.n, allowed[p])
+                if found is None:  # the graph cannot give that many: score every item
+                    found = top_allowed(ctx.item_factors64 @ st.vector, allowed[p], self.n)
+                out.append(found)
+            return out
         return [top_allowed(block.scores[p], allowed[p], self.n) for p in range(len(block))]
 
 
