@@ -144,7 +144,8 @@ def main() -> None:
                 t = time.perf_counter()
                 found = probe.search(v, n_cand, everything)
                 times.append(time.perf_counter() - t)
-                recall.append(len(want & set(found.tolist())) / n_cand)
+                got = set(found.tolist()) if found is not None else set()  # None: no answer
+                recall.append(len(want & got) / n_cand)
             index.index.set_ef(ef)
             index.ef = ef
             lists[ef] = offers_of()

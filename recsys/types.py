@@ -256,7 +256,7 @@ class ItemList:
     def with_column(self, name: str, values: np.ndarray | Sequence[Any]) -> ItemList:
         return self.with_columns(**{name: values})
 
-    def with_columns(self, **columns: np.ndarray | Sequence[Any]) -> ItemList:
+    def with_columns(self, /, **columns: np.ndarray | Sequence[Any]) -> ItemList:
         """The same items with these columns added or replaced."""
         new = {}
         for name, values in columns.items():

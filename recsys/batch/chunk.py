@@ -208,8 +208,8 @@ def offer_table(
     facts: dict[int, tuple[Evidence, str]] = {}  # each shared fact's JSON, once per chunk
 
     def fact_json(e: Evidence) -> str:
-        hit = facts.get(id(e))
-        if hit is None or hit[0] is not e:
+        hit = facts.get(id(e))  # the memo holds ``e``: its id cannot be reused meanwhile
+        if hit is None:
             hit = facts[id(e)] = (e, json.dumps(e.to_dict()))
         return hit[1]
 

@@ -147,7 +147,8 @@ class ExposureController:
         (ties keep the ranker's order), all lists at once; and each ranker's top ``k``."""
         n = np.array([min(len(lst), self.config.depth) for lst in ranked], dtype=np.int64)
         width = int(n.max(initial=0))
-        score = np.zeros((len(ranked), width))
+        dtype = np.result_type(*(lst.column("score").dtype for lst in ranked)) if ranked else float
+        score = np.zeros((len(ranked), width), dtype=dtype)  # the lists' own precision
         items = np.zeros((len(ranked), width), dtype=np.int64)
         for r, lst in enumerate(ranked):
             score[r, : n[r]] = lst.column("score")[: n[r]]

@@ -88,7 +88,9 @@ class AnnIndex:
             # so concurrent requests see one setting (the same results as sequential ones)
             try:
                 labels, _ = self.index.knn_query(vector[None].astype(np.float32), k=want)
-            except RuntimeError:  # hnswlib: "Cannot return the results in a contiguous 2D array"
+            except RuntimeError as exc:  # any other failure is a broken index: raise it
+                if "Cannot return the results" not in str(exc):
+                    raise
                 return None
             found = labels[0].astype(np.int64)
             found = found[allowed[found]]
@@ -127,12 +129,12 @@ class AnnIndex:
 
 
 def recall_at(index: AnnIndex, item_factors: np.ndarray, vectors: np.ndarray, n: int) -> float:
-    """Mean share of the exact top ``n`` (all items allowed) that the index returns; a search
-    the graph cannot answer counts as the exact scoring the collaborative source then does."""
+    """Mean share of the exact top ``n`` (all items allowed) that the index returns (nothing,
+    for a search the graph cannot answer)."""
     allowed = np.ones(len(item_factors), dtype=bool)
     hits = []
     for v in vectors:
         exact = np.argpartition(-(item_factors @ v), n)[:n]
         found = index.search(v, n, allowed)
-        hits.append(len(np.intersect1d(exact, found if found is not None else exact)) / n)
+        hits.append(len(np.intersect1d(exact, found)) / n if found is not None else 0.0)
     return float(np.mean(hits)) if hits else float("nan")

@@ -45,8 +45,10 @@ class CollaborativeSource(BaseModel):
             out = []
             for p, st in enumerate(block.states):
                 found = index.search(st.vector, self.n, allowed[p])
-                if found is None:  # the graph cannot give that many: score every item
-                    found = top_allowed(ctx.item_factors64 @ st.vector, allowed[p], self.n)
+                if found is None:  # the graph cannot give that many: score every item,
+                    # in float32 as an exact block ranks them
+                    scores = (ctx.item_factors64 @ st.vector.astype(np.float64)).astype(np.float32)
+                    found = top_allowed(scores, allowed[p], self.n)
                 out.append(found)
             return out
         return [top_allowed(block.scores[p], allowed[p], self.n) for p in range(len(block))]

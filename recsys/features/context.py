@@ -372,7 +372,8 @@ class UserBlock:
 
     def fill(self, ctx: FeatureContext, cands: list[np.ndarray]) -> None:
         """Compute the collaborative scores of each user's candidates (approximate retrieval
-        leaves the others unscored); exact blocks have them all already."""
+        leaves the others unscored); exact blocks have them all already. A sorted candidate
+        array is kept as it is, not copied: candidate arrays are never changed in place."""
         if self.exact:
             return
         Y = ctx.item_factors64
@@ -390,7 +391,8 @@ class UserBlock:
 
     def score_of(self, rows: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Collaborative scores (float32) of ``items[r]`` for user ``rows[r]``; NaN where
-        an approximate block never scored the pair."""
+        an approximate block never scored the pair. Read-only: it may be the block's own
+        array."""
         if self.exact:
             return self.scores[rows, items]
         if self._lookup is None:  # the filled pairs as a CSR layout over the block's users

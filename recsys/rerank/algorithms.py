@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.stats import binom
 
-SimilarityRows = Callable[[np.ndarray, np.ndarray], np.ndarray]
+RowsOf = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``rows(lists, j)``: for each ``r``, the similarity of the item at position ``j[r]`` of list
 ``lists[r]`` to every position of that list (len(lists) x positions); of a full matrix,
 ``sim[lists, j]``."""
@@ -20,6 +20,12 @@ PrefixCheck = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``enough(lists, chosen)``: for each of ``lists``, whether the first positions of its new
 order (a row of ``chosen``, len(lists) x steps so far) are all its reader needs: a reader
 given only that prefix returns what it returns given the whole order."""
+
+
+EARLIEST_CHECK = 4
+""":func:`mmr_many` first asks ``enough`` after this many steps ..."""
+CHECK_EVERY = 4
+"""... then again after every this many."""
 
 
 def mmr(scores: np.ndarray, sim: np.ndarray, k: int, lam: float) -> np.ndarray:
@@ -34,7 +40,7 @@ def mmr(scores: np.ndarray, sim: np.ndarray, k: int, lam: float) -> np.ndarray:
 
 def mmr_many(
     scores: np.ndarray,
-    sim: np.ndarray | SimilarityRows,
+    sim: np.ndarray | RowsOf,
     lengths: np.ndarray,
     k: int,
     lam: float,
@@ -79,9 +85,8 @@ def mmr_many(
         chosen[active, step] = j
         base[local, j] = -np.inf
         np.maximum(max_sim, rows_of(active, j), out=max_sim)
-        if step + 1 == check:
+        if enough is not None and step + 1 == check:
             check += CHECK_EVERY
-            assert enough is not None
             done = enough(active, chosen[active, : step + 1])
             if done.all():
                 break
@@ -90,11 +95,6 @@ def mmr_many(
                 active, base, max_sim = active[go], base[go], max_sim[go]
                 value, local = value[go], np.arange(int(go.sum()))
     return chosen
-
-
-EARLIEST_CHECK = 4
-CHECK_EVERY = 4
-""":func:`mmr_many` asks ``enough`` after this many steps, then again every this many."""
 
 
 @functools.lru_cache(maxsize=256)

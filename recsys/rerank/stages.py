@@ -45,7 +45,10 @@ class SimilarityRows:
     """Rows of :func:`similarity_many`'s matrix, computed as they are first read: MMR reads
     the rows of the items it places, mostly near the top of a list, so each list's rows are
     computed in bands of :data:`ROW_BAND` positions, a band when one of its rows is first read.
-    Every value is the one the whole matrix has (the same products, by the same kind of call)."""
+    A band's factor cosines come from a product of its own (BLAS rounds it in its own way: a
+    value can differ from the whole matrix's in the last bit of float32); a list's rows are the
+    same whichever other lists share its band's call, so a block orders each list as a request
+    alone would."""
 
     def __init__(self, ctx: FeatureContext, items: np.ndarray, factor_weight: float) -> None:
         self.unit = ctx.collab.item_unit_[items]  # float32: a similarity needs no more digits

@@ -172,6 +172,10 @@ def test_mmr_stopping_where_fair_stops_reading_changes_nothing(
     states = [None] * len(lists)  # neither stage reads the user's state
     ordered = mmr.many(inp, states, lists, k)
     fair_full = fair.many(inp, states, ordered, k)
+    # all lists at once: each leaves the steps when its own prefix is placed
+    block = mmr.many(inp, states, lists, k, reads=consumer_reads(inp, [fair], lists, k))
+    for got, want in zip(fair.many(inp, states, block, k), fair_full, strict=True):
+        assert got.items.tolist() == want.items.tolist()
     for lst, mmr_full, want in zip(lists, ordered, fair_full, strict=True):
         # one list at a time, so that each stops as early as it can
         early = mmr.many(inp, [None], [lst], k, reads=consumer_reads(inp, [fair], [lst], k))
@@ -183,15 +187,16 @@ def test_mmr_stopping_where_fair_stops_reading_changes_nothing(
 
 
 @pytest.mark.parametrize("n_categories", [1, 3, 10])
-def test_similarity_rows_read_in_bands_are_the_whole_matrix(n_categories: int) -> None:
-    """Rows computed band by band, for some lists at a time, are the whole matrix's rows, and
-    the matrix is factor cosine and category Jaccard mixed as documented."""
+def test_similarity_rows_read_in_bands_agree_whoever_reads_them(n_categories: int) -> None:
+    """Rows computed band by band are the same whichever lists are read together (a block
+    orders a list as a request alone would), within float32 rounding of the whole matrix, and
+    factor cosine and category Jaccard mixed as documented."""
     from types import SimpleNamespace
 
     from recsys.rerank.stages import SimilarityRows, similarity_many
 
     rng = np.random.default_rng(n_categories)
-    unit = rng.normal(size=(300, 16)).astype(np.float32)
+    unit = rng.normal(size=(300, 128)).astype(np.float32)  # the model's factor size
     unit /= np.linalg.norm(unit, axis=1, keepdims=True)
     codes = np.full((300, n_categories), -1)  # an item's distinct categories, then padding
     for row in codes:
@@ -200,13 +205,20 @@ def test_similarity_rows_read_in_bands_are_the_whole_matrix(n_categories: int) -
     ctx = SimpleNamespace(
         collab=SimpleNamespace(item_unit_=unit), catalog=SimpleNamespace(category_codes=codes)
     )
-    items = np.stack([rng.choice(300, size=45, replace=False) for _ in range(7)])
+    width = 41  # a last band of one row
+    items = np.stack([rng.choice(300, size=width, replace=False) for _ in range(7)])
     whole = similarity_many(ctx, items, 0.3)
-    rows = SimilarityRows(ctx, items, 0.3)
-    for _ in range(30):
+    together, alone = SimilarityRows(ctx, items, 0.3), []
+    for b in range(7):  # one reader per list
+        one = SimilarityRows(ctx, items[b : b + 1], 0.3)
+        alone.append(np.stack([one(np.array([0]), np.array([j]))[0] for j in range(width)]))
+    for _ in range(40):
         lists = np.flatnonzero(rng.random(7) < 0.6)
-        j = rng.integers(0, 45, size=len(lists))
-        assert np.array_equal(rows(lists, j), whole[lists, j])
+        j = rng.integers(0, width, size=len(lists))
+        got = together(lists, j)
+        for r, (b, jb) in enumerate(zip(lists.tolist(), j.tolist(), strict=True)):
+            assert np.array_equal(got[r], alone[b][jb])
+        np.testing.assert_allclose(got, whole[lists, j], rtol=0, atol=1e-6)
     b, i, m = 2, 5, 17
     a, c = items[b, i], items[b, m]
     sa, sc = set(codes[a][codes[a] >= 0].tolist()), set(codes[c][codes[c] >= 0].tolist())
