@@ -134,14 +134,20 @@ def _jaccard_terms(n: int, factor_weight: float) -> np.ndarray:
 
 def padded(lists: Sequence[ItemList]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Items and scores of several lists as lists x positions arrays (zero padded), and lengths."""
-    lengths = np.array([len(lst) for lst in lists], dtype=np.int64)
-    width = int(lengths.max(initial=0))
-    items = np.zeros((len(lists), width), dtype=np.int64)
-    scores = np.zeros((len(lists), width))
+    items, lengths = padded_items(lists)
+    scores = np.zeros(items.shape)
     for b, lst in enumerate(lists):
-        items[b, : len(lst)] = lst.items
         scores[b, : len(lst)] = lst.column("score")
     return items, scores, lengths
+
+
+def padded_items(lists: Sequence[ItemList]) -> tuple[np.ndarray, np.ndarray]:
+    """The items of several lists as a lists x positions array (zero padded), and lengths."""
+    lengths = np.array([len(lst) for lst in lists], dtype=np.int64)
+    items = np.zeros((len(lists), int(lengths.max(initial=0))), dtype=np.int64)
+    for b, lst in enumerate(lists):
+        items[b, : len(lst)] = lst.items
+    return items, lengths
 
 
 class StageBase(BaseModel):
@@ -244,7 +250,7 @@ class FairTopK(StageBase):
         group = inp.groups.get(self.group)
         if group is None:
             return None
-        items, _, lengths = padded(lists)
+        items, lengths = padded_items(lists)  # FA*IR reads the groups, not the scores
         flags = group[items] & (np.arange(items.shape[1])[None, :] < lengths[:, None])
         protected = flags.sum(axis=1)
         need_p = np.minimum(k, protected)
