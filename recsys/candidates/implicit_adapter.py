@@ -8,7 +8,8 @@ from typing import Literal, Self
 import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
-from scipy.linalg.lapack import dpotrf, dpotrs
+from scipy.linalg import solve_triangular
+from scipy.linalg.lapack import dgetrf, dgetrs, dpotrf
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
@@ -167,6 +168,16 @@ class ImplicitModel(BaseEstimator):
         Y = self.item_factors_.astype(np.float64)
         self.gram_ = Y.T @ Y
         self.mean_ = Y.mean(axis=0)
+        if self.algorithm == "als":
+            # the factors whitened by the regularized Gram matrix G0 = Y^T Y + reg I = L L^T:
+            # W = Y L^-T, so W_a . W_b = y_a^T G0^-1 y_b, the part of every user's ALS system all
+            # users share (see ``explainer``); one triangular solve over the items, at load
+            g0 = self.gram_.copy()
+            g0[np.diag_indices_from(g0)] += self.reg_
+            chol, info = dpotrf(g0, lower=True, clean=True)
+            if info != 0:
+                raise ModelFitError(f"the ALS Gram matrix is not positive definite (info {info})")
+            self.whitened_ = solve_triangular(chol, Y.T, lower=True, check_finite=False).T.copy()
 
     def score_moments(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation over every item of each user's scores (rows of ``V``),
@@ -188,24 +199,31 @@ class ImplicitModel(BaseEstimator):
         items' scores (history x items).
 
         ALS: the exact split of the least-squares solution ``x_u = A^-1 Y^T C p`` (as in
-        ``implicit``'s ``explain``), with ``A`` factorized once per user; BPR: factor similarity.
+        ``implicit``'s ``explain``): history item ``h`` adds ``c_h y_h^T A^-1 y_i`` to item
+        ``i``'s score, and the parts sum to the score of the re-solved user vector. ``A = G0 +
+        Yh^T D Yh`` (``D = C - I`` on the history) differs from the shared ``G0`` only on the
+        history, so by the push-through identity the split is ``C (I + M D)^-1 U`` with ``M =
+        Wh Wh^T`` and ``U = Wh W_i^T`` in the whitened factors: a history x history solve per
+        user instead of factorizing the factors x factors ``A``. BPR: factor similarity.
         """
         self.check_fitted()
-        Y = self.item_factors_
-        yh = Y[history].astype(np.float64)
         if self.algorithm != "als":
+            Y = self.item_factors_
+            yh = Y[history].astype(np.float64)
             return lambda items: yh @ Y[items].T.astype(np.float64)
-        conf = self.alpha * weights
-        A = self.gram_ + yh.T @ ((conf - 1.0)[:, None] * yh)
-        A[np.diag_indices_from(A)] += self.reg_
-        # LAPACK directly: the factorization once per user, a triangular solve per item asked
-        factor, info = dpotrf(A, lower=True, clean=False)
+        W = self.whitened_
+        wh = W[history]
+        conf = self.alpha * np.asarray(weights, dtype=np.float64)
+        m = wh @ wh.T
+        s = m * (conf - 1.0)[None, :]
+        s.ravel()[:: len(s) + 1] += 1.0  # + I (a fresh C-contiguous array: ravel is a view)
+        lu, piv, info = dgetrf(s)  # once per user; a pair of triangular solves per call
         if info != 0:
-            raise ModelFitError(f"the user's ALS system is not positive definite (info {info})")
+            raise ModelFitError(f"the user's ALS system is singular (info {info})")
 
         def contributions(items: np.ndarray) -> np.ndarray:
-            z, _ = dpotrs(factor, Y[items].T.astype(np.float64), lower=True)
-            return conf[:, None] * (yh @ z)
+            x, _ = dgetrs(lu, piv, wh @ W[items].T)
+            return conf[:, None] * x
 
         return contributions
 
