@@ -63,16 +63,16 @@ class BlockEvidence:
         self, ctx: FeatureContext, states: Sequence[UserState], lists: Sequence[np.ndarray]
     ) -> None:
         self.ctx, self.states, self.lists = ctx, states, lists
-        self._cols: dict[str, list[Sequence[tuple[Evidence, ...]]]] = {}
+        self._cols: dict[object, list[Sequence[tuple[Evidence, ...]]]] = {}
 
     def column(self, feature: Feature, p: int) -> Sequence[tuple[Evidence, ...]]:
-        """Evidence of ``feature`` (which has ``evidence_block``) per item of list ``p``."""
-        col = self._cols.get(feature.name)
+        """Evidence of ``feature`` (which has ``evidence_block``) per item of list ``p``.
+        Features that share their evidence (one template's scores) share one computation."""
+        fn = feature.evidence_block
+        assert fn is not None
+        col = self._cols.get(fn)
         if col is None:
-            assert feature.evidence_block is not None
-            col = self._cols[feature.name] = feature.evidence_block(
-                self.ctx, self.states, self.lists
-            )
+            col = self._cols[fn] = fn(self.ctx, self.states, self.lists)
         return col[p]
 
 

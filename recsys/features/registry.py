@@ -120,10 +120,9 @@ def shared_evidence(
 
 
 def _position(st: UserState, item: int) -> int:
-    pos = st.cache.get("position")
-    if pos is None:
-        pos = st.cache["position"] = {i: k for k, i in enumerate(st.items.tolist())}
-    return pos[item]
+    """Where ``item`` is in the user's distinct items: one scan (a reason cites a few items of
+    a history, so a scan each costs less than indexing the whole history once)."""
+    return int(np.flatnonzero(st.items == item)[0])
 
 
 def _chose(ctx: FeatureContext, st: UserState, item: int, **kw) -> Evidence:
@@ -135,19 +134,6 @@ def _chose(ctx: FeatureContext, st: UserState, item: int, **kw) -> Evidence:
         event=st.event_name(k),
         **kw,
     )
-
-
-def together(ctx: FeatureContext, st: UserState, js: np.ndarray, items: np.ndarray) -> np.ndarray:
-    """Other customers (never the reader) who did the shop's signal event on both ``js[n]`` and
-    ``items[n]``, counted over every retained row; zeros when the model has no shop numbers."""
-    shop = ctx.shop
-    if shop is None or not len(js):
-        return np.zeros(len(js))
-    n = shop.cooc.pairs(js, items)
-    if st.key is not None:
-        me = shop.did(st.key, np.concatenate([js, items]))
-        n = n - (me[: len(js)] & me[len(js) :])
-    return np.maximum(n, 0)
 
 
 def _rows_of(lists: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -194,44 +180,88 @@ def cooccurrence(ctx: FeatureContext, j: int, cand: np.ndarray) -> np.ndarray:
     return ctx.cooc.lookup(int(j), np.asarray(cand))
 
 
-def collab_evidence_many(
-    ctx: FeatureContext, st: UserState, items: np.ndarray
-) -> Sequence[tuple[Evidence, ...]]:
-    """Per item: the history item that adds most to its collaborative score among those also
-    chosen with it (the exact ALS split), else the taste profile."""
-    if st.n_items == 0:
-        return [()] * len(items)
-    hist = st.items[:50]
+def collab_evidence_block(
+    ctx: FeatureContext, states: Sequence[UserState], lists: Sequence[np.ndarray]
+) -> list[Sequence[tuple[Evidence, ...]]]:
+    """Per item: the history item that adds most to its collaborative score (the exact ALS
+    split) among the five that add most and that other customers (never the reader) also
+    chose with it, with that count; else the taste profile. The split is solved per user, the
+    customer counts of the whole block's (history item, item) pairs are looked up at once."""
+    per: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
+    pairs_j, pairs_i, pairs_who = [], [], []
+    for p, (st, items) in enumerate(zip(states, lists, strict=True)):
+        items = np.asarray(items, dtype=np.int64)
+        if st.n_items == 0 or not len(items):
+            per.append(None)
+            continue
+        hist = st.items[:50]
+        contrib = _collab_split(ctx, st, hist)(items)  # history x items
+        # per item, the five largest contributions in order; those positive and not the item
+        top = np.argsort(-contrib, axis=0, kind="stable")[:5]
+        col = np.broadcast_to(np.arange(len(items)), top.shape)
+        js = hist[top]
+        ok = (contrib[top, col] > 0) & (js != items[col])
+        per.append((js, ok, items))
+        pairs_j.append(js[ok])
+        pairs_i.append(items[col][ok])
+        pairs_who.append(np.full(len(pairs_j[-1]), p, dtype=np.int64))
+    counts = np.zeros(0)
+    shop = ctx.shop
+    if shop is not None and pairs_j:
+        jj, ii = np.concatenate(pairs_j), np.concatenate(pairs_i)
+        who = _shop_users(ctx, states)[np.concatenate(pairs_who)]
+        n = shop.cooc.pairs(jj, ii) - (shop.did_pairs(who, jj) & shop.did_pairs(who, ii))
+        counts = np.maximum(n, 0)
+    out: list[Sequence[tuple[Evidence, ...]]] = []
+    used = 0
+    for st, got in zip(states, per, strict=True):
+        if got is None:
+            out.append([()] * len(lists[len(out)]))
+            continue
+        js, ok, items = got
+        both = np.zeros(js.shape)
+        k = int(np.count_nonzero(ok))
+        if shop is not None:
+            both[ok] = counts[used : used + k]
+        used += k
+        found = both > 0
+        first = np.argmax(found, axis=0)  # the first of the five also chosen with the item
+        rows = np.arange(len(items))
+        out.append(_collab_column(ctx, st, found[first, rows].tolist(),
+                                  js[first, rows].tolist(), both[first, rows].tolist()))  # fmt: skip
+    return out
+
+
+def _collab_split(ctx: FeatureContext, st: UserState, hist: np.ndarray):
+    """The user's ALS split over ``hist`` (memoized on the state: a request may ask twice)."""
     explain = st.cache.get("collab")
     if explain is None:
         conf = confidence_of(st, hist)  # with a request's fresh events
         if conf is None:
             conf = ctx.user_confidence(st.u, hist) if st.u >= 0 else np.ones(len(hist))
         explain = st.cache["collab"] = ctx.collab.explainer(hist, conf)
-    contrib = explain(np.asarray(items))  # history x items
-    # per item, the five largest positive contributions in order; the first also chosen with it
-    top = np.argsort(-contrib, axis=0, kind="stable")[:5]
-    col = np.broadcast_to(np.arange(len(items)), top.shape)
-    ok = (contrib[top, col] > 0) & (hist[top] != np.asarray(items)[col])
-    both = np.zeros(top.shape)
-    both[ok] = together(ctx, st, hist[top][ok], np.asarray(items)[col][ok])
-    found = both > 0
-    first = np.argmax(found, axis=0)  # the first of the five also chosen with the item
-    rows = np.arange(len(items))
-    has = found[first, rows].tolist()
-    item_of = hist[top[first, rows]].tolist()
-    count_of = both[first, rows].tolist()
+    return explain
 
+
+def _collab_column(
+    ctx: FeatureContext, st: UserState, has: list[bool], item_of: list[int], count_of: list[float]
+) -> LazyEvidence:
     def make(r: int) -> tuple[Evidence, ...]:
         if has[r]:
             return (_chose_together(ctx, st, item_of[r], int(count_of[r])),)
         return (shared_evidence(Fact.TASTE_PROFILE, count=st.n_items),)
 
-    return LazyEvidence(len(items), make)
+    return LazyEvidence(len(has), make)
+
+
+def collab_evidence_many(
+    ctx: FeatureContext, st: UserState, items: np.ndarray
+) -> Sequence[tuple[Evidence, ...]]:
+    return collab_evidence_block(ctx, [st], [np.asarray(items)])[0]
 
 
 def _chose_together(ctx: FeatureContext, st: UserState, j: int, n: int) -> Evidence:
-    assert ctx.shop is not None  # together() is 0 without shop numbers
+    assert ctx.shop is not None  # no count to cite without shop numbers
     return _chose(ctx, st, j, fact=Fact.CHOSEN_TOGETHER, count=n, counted=ctx.shop.counted)
 
 
@@ -632,9 +662,11 @@ HIST = frozenset({f"{INT}.user_id", f"{INT}.item_id", f"{INT}.timestamp", f"{INT
 
 FEATURES: tuple[Feature, ...] = (
     Feature("collab_z", "collaborative", "collaborative score relative to the user's other items",
-            HIST, collab_z, collab_evidence, evidence_many=collab_evidence_many),
+            HIST, collab_z, collab_evidence, evidence_many=collab_evidence_many,
+            evidence_block=collab_evidence_block),
     Feature("collab_raw", "collaborative", "collaborative (matrix factorization) score",
-            HIST, collab_raw, collab_evidence, evidence_many=collab_evidence_many),
+            HIST, collab_raw, collab_evidence, evidence_many=collab_evidence_many,
+            evidence_block=collab_evidence_block),
     Feature("sim_recent3", "similar", "similarity to the user's 3 most recent items",
             HIST, sim_recent3, similar_evidence),
     Feature("sim_max10", "similar", "highest similarity to one of the user's 10 most recent items",
