@@ -21,6 +21,7 @@ from recsys.batch.campaign import Campaign
 from recsys.batch.exposure import Collect, ControllerState, ExposureController, calibrate_boost
 from recsys.features.history import EVENT_CODE
 from recsys.model.fitted import FittedModel
+from recsys.pipeline.heap import frozen_heap
 from recsys.pipeline.pipeline import Pipeline
 from recsys.privacy.consent import Consent
 from recsys.rerank.algorithms import position_weights
@@ -176,12 +177,13 @@ def _controller(model: FittedModel, campaign: Campaign) -> ExposureController | 
 
 def run_chunk(model: FittedModel, spec: ChunkSpec, task: ChunkTask) -> ChunkResult:
     """Offers for one chunk of eligible customers, with reasons and re-ranking."""
-    pipeline, queries = _prepared(model, spec, task.keys, task.consent)
-    controller = _controller(model, spec.campaign)
-    if controller is not None:
-        controller.hold(spec.boost)
-    lists = pipeline.run(queries, reranker=controller)
-    table, skips = offer_table(model, spec.campaign.id, lists)
+    with frozen_heap():
+        pipeline, queries = _prepared(model, spec, task.keys, task.consent)
+        controller = _controller(model, spec.campaign)
+        if controller is not None:
+            controller.hold(spec.boost)
+        lists = pipeline.run(queries, reranker=controller)
+        table, skips = offer_table(model, spec.campaign.id, lists)
     return ChunkResult(task.index, table, skips, controller.state if controller else None)
 
 

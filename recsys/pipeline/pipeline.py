@@ -10,6 +10,7 @@ exactly what one call per user returns.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from recsys.features.context import UserBlock, UserState
 from recsys.features.fresh import FreshEvents
 from recsys.features.history import EVENT_CODE
 from recsys.model.fitted import FittedModel
+from recsys.pipeline.heap import FREEZE_FROM, frozen_heap
 from recsys.pipeline.threads import blas_threads
 from recsys.privacy.consent import ConsentStore
 from recsys.privacy.pseudonym import Pseudonymizer
@@ -112,9 +114,11 @@ class Pipeline:
     def run(
         self, queries: Sequence[Query], *, reranker: Reranker | None = None
     ) -> list[Recommendations]:
-        """Explained lists for ``queries``, in order; blocks of users are scored together."""
+        """Explained lists for ``queries``, in order; blocks of users are scored together. A run
+        of many queries keeps the collector off the heap that existed before it (:mod:`.heap`)."""
         out: list[Recommendations] = []
-        with blas_threads(self.blas):
+        quiet = frozen_heap() if len(queries) >= FREEZE_FROM else contextlib.nullcontext()
+        with blas_threads(self.blas), quiet:
             for start in range(0, len(queries), self.block_size):
                 out.extend(self._block(queries[start : start + self.block_size], reranker))
         return out

@@ -1,0 +1,65 @@
+"""The frozen heap leaves pre-existing objects out of collections only while runs are active."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import weakref
+
+from recsys.pipeline.heap import frozen_heap
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_objects_alive_at_entry_are_frozen_and_released_at_exit() -> None:
+    assert gc.get_freeze_count() == 0
+    with frozen_heap():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+
+
+def test_a_cycle_made_during_the_run_is_collected_during_the_run() -> None:
+    with frozen_heap():
+        c = _Cycle()
+        probe = weakref.ref(c)
+        del c
+        gc.collect()
+        assert probe() is None
+
+
+def test_garbage_frozen_at_entry_is_collected_after_the_run() -> None:
+    c = _Cycle()
+    probe = weakref.ref(c)
+    with frozen_heap():
+        del c
+        gc.collect()
+        assert probe() is not None  # frozen: the collector does not look at it
+    gc.collect()
+    assert probe() is None
+
+
+def test_concurrent_runs_share_one_freeze_and_the_last_unfreezes() -> None:
+    entered, release = threading.Barrier(3), threading.Event()
+    frozen_inside: list[bool] = []
+
+    def run() -> None:
+        with frozen_heap():
+            entered.wait()
+            release.wait()
+            frozen_inside.append(gc.get_freeze_count() > 0)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    entered.wait()
+    with frozen_heap():  # a third run that leaves first: the others stay frozen
+        pass
+    assert gc.get_freeze_count() > 0
+    release.set()
+    for t in threads:
+        t.join()
+    assert frozen_inside == [True, True]
+    assert gc.get_freeze_count() == 0
