@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 from scipy.linalg import solve_triangular
-from scipy.linalg.lapack import dgetrf, dgetrs, dpotrf
+from scipy.linalg.lapack import dpotrf
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
@@ -192,11 +192,14 @@ class ImplicitModel(BaseEstimator):
         self.check_fitted()
         return self.item_factors_ @ self.user_factors_[u]
 
-    def explainer(
-        self, history: np.ndarray, weights: np.ndarray
-    ) -> Callable[[np.ndarray], np.ndarray]:
-        """For one user: a function giving how much each history item adds to each of some
-        items' scores (history x items).
+    def split_many(
+        self,
+        histories: Sequence[np.ndarray],
+        weights: Sequence[np.ndarray],
+        items: Sequence[np.ndarray],
+    ) -> list[np.ndarray]:
+        """Per user ``p``: how much each item of ``histories[p]`` (with confidence weights
+        ``weights[p]``) adds to the score of each of ``items[p]`` (history x items).
 
         ALS: the exact split of the least-squares solution ``x_u = A^-1 Y^T C p`` (as in
         ``implicit``'s ``explain``): history item ``h`` adds ``c_h y_h^T A^-1 y_i`` to item
@@ -204,28 +207,40 @@ class ImplicitModel(BaseEstimator):
         Yh^T D Yh`` (``D = C - I`` on the history) differs from the shared ``G0`` only on the
         history, so by the push-through identity the split is ``C (I + M D)^-1 U`` with ``M =
         Wh Wh^T`` and ``U = Wh W_i^T`` in the whitened factors: a history x history solve per
-        user instead of factorizing the factors x factors ``A``. BPR: factor similarity.
+        user instead of factorizing the factors x factors ``A``. Users with as many history
+        items and items are solved in one stacked call; each user's numbers are computed the
+        same way however many share the call. BPR: factor similarity.
         """
         self.check_fitted()
+        out: list[np.ndarray] = [np.empty((0, 0))] * len(histories)
         if self.algorithm != "als":
             Y = self.item_factors_
-            yh = Y[history].astype(np.float64)
-            return lambda items: yh @ Y[items].T.astype(np.float64)
+            for p, (h, i) in enumerate(zip(histories, items, strict=True)):
+                out[p] = Y[h].astype(np.float64) @ Y[i].T.astype(np.float64)
+            return out
         W = self.whitened_
-        wh = W[history]
-        conf = self.alpha * np.asarray(weights, dtype=np.float64)
-        m = wh @ wh.T
-        s = m * (conf - 1.0)[None, :]
-        s.ravel()[:: len(s) + 1] += 1.0  # + I (a fresh C-contiguous array: ravel is a view)
-        lu, piv, info = dgetrf(s)  # once per user; a pair of triangular solves per call
-        if info != 0:
-            raise ModelFitError(f"the user's ALS system is singular (info {info})")
-
-        def contributions(items: np.ndarray) -> np.ndarray:
-            x, _ = dgetrs(lu, piv, wh @ W[items].T)
-            return conf[:, None] * x
-
-        return contributions
+        shapes: dict[tuple[int, int], list[int]] = {}
+        for p, (h, i) in enumerate(zip(histories, items, strict=True)):
+            shapes.setdefault((len(h), len(i)), []).append(p)
+        for (nh, ni), who in shapes.items():
+            if nh == 0 or ni == 0:
+                for p in who:
+                    out[p] = np.zeros((nh, ni))
+                continue
+            conf = self.alpha * np.array([weights[p] for p in who], dtype=np.float64)
+            wh = W[np.array([histories[p] for p in who], dtype=np.int64)]  # users x h x f
+            m = wh @ wh.transpose(0, 2, 1)
+            s = m * (conf - 1.0)[:, None, :]
+            s[:, np.arange(nh), np.arange(nh)] += 1.0
+            u = wh @ W[np.array([items[p] for p in who], dtype=np.int64)].transpose(0, 2, 1)
+            try:
+                x = np.linalg.solve(s, u)
+            except np.linalg.LinAlgError as exc:
+                raise ModelFitError(f"a user's ALS system is singular: {exc}") from None
+            split = conf[:, :, None] * x
+            for b, p in enumerate(who):
+                out[p] = split[b]
+        return out
 
     def user_vector(self, history: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Solve a user's factor from a history (the ALS user step); BPR has no such step."""

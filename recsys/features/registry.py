@@ -189,13 +189,27 @@ def collab_evidence_block(
     customer counts of the whole block's (history item, item) pairs are looked up at once."""
     per: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
     pairs_j, pairs_i, pairs_who = [], [], []
+    asked = [
+        p
+        for p, (st, items) in enumerate(zip(states, lists, strict=True))
+        if st.n_items and len(items)
+    ]
+    hists = [states[p].items[:50] for p in asked]
+    splits = iter(
+        ctx.collab.split_many(
+            hists,
+            [_confidence(ctx, states[p], h) for p, h in zip(asked, hists, strict=True)],
+            [np.asarray(lists[p], dtype=np.int64) for p in asked],
+        )
+    )
+    todo = set(asked)
     for p, (st, items) in enumerate(zip(states, lists, strict=True)):
-        items = np.asarray(items, dtype=np.int64)
-        if st.n_items == 0 or not len(items):
+        if p not in todo:
             per.append(None)
             continue
+        items = np.asarray(items, dtype=np.int64)
         hist = st.items[:50]
-        contrib = _collab_split(ctx, st, hist)(items)  # history x items
+        contrib = next(splits)  # history x items
         # per item, the five largest contributions in order; those positive and not the item
         top = np.argsort(-contrib, axis=0, kind="stable")[:5]
         col = np.broadcast_to(np.arange(len(items)), top.shape)
@@ -232,15 +246,12 @@ def collab_evidence_block(
     return out
 
 
-def _collab_split(ctx: FeatureContext, st: UserState, hist: np.ndarray):
-    """The user's ALS split over ``hist`` (memoized on the state: a request may ask twice)."""
-    explain = st.cache.get("collab")
-    if explain is None:
-        conf = confidence_of(st, hist)  # with a request's fresh events
-        if conf is None:
-            conf = ctx.user_confidence(st.u, hist) if st.u >= 0 else np.ones(len(hist))
-        explain = st.cache["collab"] = ctx.collab.explainer(hist, conf)
-    return explain
+def _confidence(ctx: FeatureContext, st: UserState, hist: np.ndarray) -> np.ndarray:
+    """The user's confidence in each of ``hist`` (with a request's fresh events)."""
+    conf = confidence_of(st, hist)
+    if conf is None:
+        conf = ctx.user_confidence(st.u, hist) if st.u >= 0 else np.ones(len(hist))
+    return conf
 
 
 def _collab_column(

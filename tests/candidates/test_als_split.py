@@ -35,7 +35,7 @@ def test_split_is_the_exact_als_split(als: ImplicitModel, seed: int) -> None:
     # confidences below, at and above 1: D = C - I is then negative, zero and positive
     w = rng.choice([0.25, 0.5, 1.0, 2.0, 3.0], size=len(hist))
     items = rng.choice(90, size=7, replace=False)
-    got = als.explainer(hist, w)(items)
+    got = als.split_many([hist], [w], [items])[0]
     assert got.shape == (len(hist), len(items))
     np.testing.assert_allclose(got, _direct(als, hist, w, items), rtol=1e-9, atol=1e-12)
     # the parts sum to the score of the user vector re-solved from the same history
@@ -45,7 +45,30 @@ def test_split_is_the_exact_als_split(als: ImplicitModel, seed: int) -> None:
     )
 
 
+def test_a_users_split_does_not_depend_on_who_shares_the_call(als: ImplicitModel) -> None:
+    rng = np.random.default_rng(3)
+    users = []
+    for _ in range(40):  # a few history and list lengths, so users share stacked solves
+        hist = np.sort(rng.choice(90, size=int(rng.integers(1, 6)), replace=False))
+        users.append(
+            (hist, rng.uniform(0.5, 3.0, len(hist)), rng.choice(90, int(rng.integers(1, 4))))
+        )
+    together = als.split_many(*map(list, zip(*users, strict=True)))
+    for (hist, w, items), got in zip(users, together, strict=True):
+        np.testing.assert_array_equal(got, als.split_many([hist], [w], [items])[0])
+
+
 def test_split_survives_a_reload(als: ImplicitModel) -> None:
     again = ImplicitModel.from_arrays(als.get_params(), als.to_arrays())
-    hist, w, items = np.array([1, 5, 9]), np.array([1.0, 2.0, 3.0]), np.array([0, 2, 4])
-    np.testing.assert_array_equal(again.explainer(hist, w)(items), als.explainer(hist, w)(items))
+    args = [np.array([1, 5, 9])], [np.array([1.0, 2.0, 3.0])], [np.array([0, 2, 4])]
+    np.testing.assert_array_equal(again.split_many(*args)[0], als.split_many(*args)[0])
+
+
+def test_bpr_split_is_factor_similarity() -> None:
+    rng = np.random.default_rng(1)
+    m = sp.random(30, 40, density=0.2, random_state=rng, format="csr")
+    bpr = ImplicitModel(algorithm="bpr", factors=8, iterations=3).fit(m)
+    hist, items = np.array([2, 3]), np.array([5, 6, 7])
+    Y = bpr.item_factors_.astype(np.float64)
+    got = bpr.split_many([hist], [np.ones(2)], [items])[0]
+    np.testing.assert_allclose(got, Y[hist] @ Y[items].T)
