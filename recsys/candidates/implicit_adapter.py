@@ -163,6 +163,8 @@ class ImplicitModel(BaseEstimator):
         return self
 
     def set_norms(self) -> None:
+        """The tables derived from ``item_factors_`` (unit vectors, Gram matrix, mean, the
+        whitened factors of the ALS split): call it after every change of the item factors."""
         n = np.linalg.norm(self.item_factors_, axis=1, keepdims=True)
         self.item_unit_ = self.item_factors_ / np.maximum(n, 1e-9)
         Y = self.item_factors_.astype(np.float64)
@@ -171,13 +173,26 @@ class ImplicitModel(BaseEstimator):
         if self.algorithm == "als":
             # the factors whitened by the regularized Gram matrix G0 = Y^T Y + reg I = L L^T:
             # W = Y L^-T, so W_a . W_b = y_a^T G0^-1 y_b, the part of every user's ALS system all
-            # users share (see ``explainer``); one triangular solve over the items, at load
+            # users share (see ``split_many``); one triangular solve over the items, at load
             g0 = self.gram_.copy()
             g0[np.diag_indices_from(g0)] += self.reg_
             chol, info = dpotrf(g0, lower=True, clean=True)
             if info != 0:
                 raise ModelFitError(f"the ALS Gram matrix is not positive definite (info {info})")
-            self.whitened_ = solve_triangular(chol, Y.T, lower=True, check_finite=False).T.copy()
+            w = solve_triangular(chol, Y.T, lower=True, check_finite=False).T
+            self.whitened_ = np.ascontiguousarray(w)  # Fortran-order solve: .T is C already
+
+    def __getstate__(self) -> dict:
+        # the whitened factors (float64, twice the item factors) are rebuilt where the model is
+        # unpickled (a Dask worker, a deep copy): the state ships only what was learned
+        state = dict(super().__getstate__())  # a copy: object's own is the live __dict__
+        state.pop("whitened_", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if self.algorithm == "als" and "item_factors_" in state:
+            self.set_norms()
 
     def score_moments(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation over every item of each user's scores (rows of ``V``),

@@ -154,6 +154,17 @@ def _shop_users(ctx: FeatureContext, states: Sequence[UserState]) -> np.ndarray:
     )
 
 
+def _others_chose_both(
+    ctx: FeatureContext, who: np.ndarray, js: np.ndarray, items: np.ndarray
+) -> np.ndarray:
+    """Per ``n``: other customers who did the shop's signal event on both ``js[n]`` and
+    ``items[n]``, never the reader ``who[n]`` (a shop user index, -1: none) among them."""
+    shop = ctx.shop
+    assert shop is not None
+    n = shop.cooc.pairs(js, items) - (shop.did_pairs(who, js) & shop.did_pairs(who, items))
+    return np.maximum(n, 0)
+
+
 def _segments(row_user: np.ndarray) -> list[tuple[int, slice]]:
     """``(user position, rows)`` for each user's run of rows (rows are grouped by user)."""
     if not len(row_user):
@@ -188,7 +199,9 @@ def collab_evidence_block(
     chose with it, with that count; else the taste profile. The split is solved per user, the
     customer counts of the whole block's (history item, item) pairs are looked up at once."""
     per: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
-    pairs_j, pairs_i, pairs_who = [], [], []
+    pairs_j: list[np.ndarray] = []
+    pairs_i: list[np.ndarray] = []
+    pairs_who: list[np.ndarray] = []
     asked = [
         p
         for p, (st, items) in enumerate(zip(states, lists, strict=True))
@@ -224,8 +237,7 @@ def collab_evidence_block(
     if shop is not None and pairs_j:
         jj, ii = np.concatenate(pairs_j), np.concatenate(pairs_i)
         who = _shop_users(ctx, states)[np.concatenate(pairs_who)]
-        n = shop.cooc.pairs(jj, ii) - (shop.did_pairs(who, jj) & shop.did_pairs(who, ii))
-        counts = np.maximum(n, 0)
+        counts = _others_chose_both(ctx, who, jj, ii)
     out: list[Sequence[tuple[Evidence, ...]]] = []
     used = 0
     for st, got in zip(states, per, strict=True):
@@ -257,6 +269,9 @@ def _confidence(ctx: FeatureContext, st: UserState, hist: np.ndarray) -> np.ndar
 def _collab_column(
     ctx: FeatureContext, st: UserState, has: list[bool], item_of: list[int], count_of: list[float]
 ) -> LazyEvidence:
+    """One list's collaborative evidence: the cited history item and its count, else the
+    taste profile."""
+
     def make(r: int) -> tuple[Evidence, ...]:
         if has[r]:
             return (_chose_together(ctx, st, item_of[r], int(count_of[r])),)
@@ -268,6 +283,7 @@ def _collab_column(
 def collab_evidence_many(
     ctx: FeatureContext, st: UserState, items: np.ndarray
 ) -> Sequence[tuple[Evidence, ...]]:
+    """:func:`collab_evidence_block` for one user's list."""
     return collab_evidence_block(ctx, [st], [np.asarray(items)])[0]
 
 
@@ -360,10 +376,8 @@ def cooc_evidence_block(
     if shop is not None and ok.any():
         jj = js[ok]
         ii = np.broadcast_to(items[:, None], js.shape)[ok]
-        n = shop.cooc.pairs(jj, ii)
         who = np.broadcast_to(_shop_users(ctx, states)[owner][:, None], js.shape)[ok]
-        n = n - (shop.did_pairs(who, jj) & shop.did_pairs(who, ii))  # never the reader
-        counts[ok] = np.maximum(n, 0)
+        counts[ok] = _others_chose_both(ctx, who, jj, ii)
     counts[js == items[:, None]] = 0.0
     best = np.argmax(counts, axis=1)
     rows = np.arange(len(items))

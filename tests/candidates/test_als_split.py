@@ -72,3 +72,38 @@ def test_bpr_split_is_factor_similarity() -> None:
     Y = bpr.item_factors_.astype(np.float64)
     got = bpr.split_many([hist], [np.ones(2)], [items])[0]
     np.testing.assert_allclose(got, Y[hist] @ Y[items].T)
+
+
+def test_split_stays_exact_after_the_item_factors_change(als: ImplicitModel) -> None:
+    """Erasure re-solves items (``resolve_items``) and new items extend the factors; the split
+    must follow, or reasons would cite from factors that still carry an erased customer."""
+    import copy
+
+    m = copy.deepcopy(als)
+    users = sp.random(60, 3, density=0.5, random_state=np.random.default_rng(5), format="csc")
+    m.resolve_items(np.array([1, 5, 9]), users.T.tocsr())
+    hist, w, items = np.array([1, 5, 9, 12]), np.array([1.0, 2.0, 0.5, 3.0]), np.array([0, 5, 7])
+    np.testing.assert_allclose(
+        m.split_many([hist], [w], [items])[0], _direct(m, hist, w, items), rtol=1e-9, atol=1e-12
+    )
+    assert not np.allclose(m.item_factors_[[1, 5, 9]], als.item_factors_[[1, 5, 9]])
+
+
+def test_a_pickled_model_ships_without_the_whitened_factors_and_rebuilds_them(
+    als: ImplicitModel,
+) -> None:
+    import pickle
+
+    assert "whitened_" not in als.__getstate__()
+    assert hasattr(als, "whitened_")  # the state is a copy: the model keeps its own
+    again = pickle.loads(pickle.dumps(als))
+    np.testing.assert_array_equal(again.whitened_, als.whitened_)
+
+
+def test_an_empty_history_or_list_splits_into_nothing(als: ImplicitModel) -> None:
+    got = als.split_many(
+        [np.array([], dtype=np.int64), np.array([1, 2])],
+        [np.array([]), np.array([1.0, 1.0])],
+        [np.array([3, 4]), np.array([], dtype=np.int64)],
+    )
+    assert [g.shape for g in got] == [(0, 2), (2, 0)]

@@ -41,25 +41,37 @@ def test_garbage_frozen_at_entry_is_collected_after_the_run() -> None:
     assert probe() is None
 
 
+def test_a_run_that_raises_still_unfreezes() -> None:
+    try:
+        with frozen_heap():
+            raise RuntimeError("a chunk failed")
+    except RuntimeError:
+        pass
+    assert gc.get_freeze_count() == 0
+
+
 def test_concurrent_runs_share_one_freeze_and_the_last_unfreezes() -> None:
-    entered, release = threading.Barrier(3), threading.Event()
+    entered, release = threading.Barrier(3, timeout=30), threading.Event()
     frozen_inside: list[bool] = []
 
     def run() -> None:
         with frozen_heap():
             entered.wait()
-            release.wait()
+            release.wait(timeout=30)
             frozen_inside.append(gc.get_freeze_count() > 0)
 
     threads = [threading.Thread(target=run) for _ in range(2)]
     for t in threads:
         t.start()
-    entered.wait()
-    with frozen_heap():  # a third run that leaves first: the others stay frozen
-        pass
-    assert gc.get_freeze_count() > 0
-    release.set()
-    for t in threads:
-        t.join()
+    try:
+        entered.wait()
+        with frozen_heap():  # a third run that leaves first: the others stay frozen
+            pass
+        still_frozen = gc.get_freeze_count() > 0
+    finally:
+        release.set()  # never leave the other runs waiting, whatever failed
+        for t in threads:
+            t.join()
+    assert still_frozen
     assert frozen_inside == [True, True]
     assert gc.get_freeze_count() == 0
