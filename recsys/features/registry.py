@@ -198,56 +198,46 @@ def collab_evidence_block(
     split) among the five that add most and that other customers (never the reader) also
     chose with it, with that count; else the taste profile. The split is solved per user, the
     customer counts of the whole block's (history item, item) pairs are looked up at once."""
-    per: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = []
-    pairs_j: list[np.ndarray] = []
-    pairs_i: list[np.ndarray] = []
-    pairs_who: list[np.ndarray] = []
     asked = [
         p
         for p, (st, items) in enumerate(zip(states, lists, strict=True))
         if st.n_items and len(items)
     ]
-    hists = [states[p].items[:50] for p in asked]
-    splits = iter(
-        ctx.collab.split_many(
-            hists,
-            [_confidence(ctx, states[p], h) for p, h in zip(asked, hists, strict=True)],
-            [np.asarray(lists[p], dtype=np.int64) for p in asked],
-        )
+    hists = {p: states[p].items[:50] for p in asked}
+    split = ctx.collab.split_many(
+        [hists[p] for p in asked],
+        [_confidence(ctx, states[p], hists[p]) for p in asked],
+        [np.asarray(lists[p], dtype=np.int64) for p in asked],
     )
-    todo = set(asked)
-    for p, (st, items) in enumerate(zip(states, lists, strict=True)):
-        if p not in todo:
-            per.append(None)
-            continue
-        items = np.asarray(items, dtype=np.int64)
-        hist = st.items[:50]
-        contrib = next(splits)  # history x items
+    per: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    pairs_j: list[np.ndarray] = []
+    pairs_i: list[np.ndarray] = []
+    pairs_who: list[np.ndarray] = []
+    for p, contrib in zip(asked, split, strict=True):  # contrib: history x items
+        items = np.asarray(lists[p], dtype=np.int64)
         # per item, the five largest contributions in order; those positive and not the item
         top = np.argsort(-contrib, axis=0, kind="stable")[:5]
         col = np.broadcast_to(np.arange(len(items)), top.shape)
-        js = hist[top]
+        js = hists[p][top]
         ok = (contrib[top, col] > 0) & (js != items[col])
-        per.append((js, ok, items))
+        per[p] = (js, ok, items)
         pairs_j.append(js[ok])
         pairs_i.append(items[col][ok])
         pairs_who.append(np.full(len(pairs_j[-1]), p, dtype=np.int64))
     counts = np.zeros(0)
-    shop = ctx.shop
-    if shop is not None and pairs_j:
-        jj, ii = np.concatenate(pairs_j), np.concatenate(pairs_i)
+    if ctx.shop is not None and pairs_j:
         who = _shop_users(ctx, states)[np.concatenate(pairs_who)]
-        counts = _others_chose_both(ctx, who, jj, ii)
+        counts = _others_chose_both(ctx, who, np.concatenate(pairs_j), np.concatenate(pairs_i))
     out: list[Sequence[tuple[Evidence, ...]]] = []
-    used = 0
-    for st, got in zip(states, per, strict=True):
-        if got is None:
-            out.append([()] * len(lists[len(out)]))
+    used = 0  # the block's pairs are in user order: each user's counts follow the last's
+    for p, st in enumerate(states):
+        if p not in per:
+            out.append([()] * len(lists[p]))
             continue
-        js, ok, items = got
+        js, ok, items = per[p]
         both = np.zeros(js.shape)
         k = int(np.count_nonzero(ok))
-        if shop is not None:
+        if len(counts):
             both[ok] = counts[used : used + k]
         used += k
         found = both > 0
