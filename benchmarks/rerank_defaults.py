@@ -23,7 +23,7 @@ from recsys.data.splits import temporal_split
 from recsys.evaluation.baselines import PipelineSystem, tune_rerank
 
 ROOT = Path(__file__).resolve().parents[1]
-GRID = {"stages.0.trade_off": [0.85, 0.9, 0.95, 1.0], "stages.1.proportion": [0.4, 0.5, 0.6]}
+GRID = {"stages.0.trade_off": [0.85, 0.9, 0.95, 1.0], "stages.1.proportion": [0.4, 0.5, 0.55, 0.6]}
 
 
 def main() -> None:
