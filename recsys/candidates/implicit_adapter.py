@@ -45,6 +45,10 @@ class CollaborativeConfig(BaseModel):
     (``benchmarks/index_breadth.py``): see the README's benchmark table."""
 
 
+_DERIVED = ("item_unit_", "gram_", "mean_", "whitened_")
+""":meth:`ImplicitModel.set_norms`'s tables: derived from the item factors, never pickled."""
+
+
 class ImplicitModel(BaseEstimator):
     """Matrix factorization by ``implicit`` (ALS or BPR) on a user x item confidence matrix.
 
@@ -183,15 +187,17 @@ class ImplicitModel(BaseEstimator):
             self.whitened_ = np.ascontiguousarray(w)  # Fortran-order solve: .T is C already
 
     def __getstate__(self) -> dict:
-        # the whitened factors (float64, twice the item factors) are rebuilt where the model is
-        # unpickled (a Dask worker, a deep copy): the state ships only what was learned
+        # what set_norms derives (unit vectors, Gram matrix, mean, whitened factors: more than
+        # the factors themselves) is rebuilt where the model is unpickled (a Dask worker, a deep
+        # copy): the state ships only what was learned
         state = dict(super().__getstate__())  # a copy: object's own is the live __dict__
-        state.pop("whitened_", None)
+        for name in _DERIVED:
+            state.pop(name, None)
         return state
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
-        if self.algorithm == "als" and "item_factors_" in state:
+        if "item_factors_" in state:
             self.set_norms()
 
     def score_moments(self, V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -3,8 +3,8 @@
 Python's cyclic collector walks every tracked object of a generation when it collects it; a
 run that builds many reasons triggers full collections, and each walks the imported libraries
 and the loaded model, which never become garbage. Freezing them for the run (``gc.freeze``)
-leaves them out: measured on the synthetic shop at 100,000 items, an offers chunk takes about
-4% less CPU. Objects the run creates are collected as usual, and everything frozen is
+leaves them out (``benchmarks/offers.py`` and ``benchmarks/scale.py`` measure the batch paths
+that use it). Objects the run creates are collected as usual, and everything frozen is
 unfrozen when the last concurrent run ends, so a cycle that was garbage at the start is still
 collected afterwards. Reference counting, which frees almost everything, is not affected.
 """

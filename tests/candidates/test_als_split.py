@@ -89,15 +89,17 @@ def test_split_stays_exact_after_the_item_factors_change(als: ImplicitModel) -> 
     assert not np.allclose(m.item_factors_[[1, 5, 9]], als.item_factors_[[1, 5, 9]])
 
 
-def test_a_pickled_model_ships_without_the_whitened_factors_and_rebuilds_them(
+def test_a_pickled_model_ships_without_its_derived_tables_and_rebuilds_them(
     als: ImplicitModel,
 ) -> None:
     import pickle
 
-    assert "whitened_" not in als.__getstate__()
+    state = als.__getstate__()
+    assert not {"whitened_", "item_unit_", "gram_", "mean_"} & set(state)
     assert hasattr(als, "whitened_")  # the state is a copy: the model keeps its own
     again = pickle.loads(pickle.dumps(als))
-    np.testing.assert_array_equal(again.whitened_, als.whitened_)
+    for name in ("whitened_", "item_unit_", "gram_", "mean_"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(als, name))
 
 
 def test_an_empty_history_or_list_splits_into_nothing(als: ImplicitModel) -> None:
