@@ -83,9 +83,16 @@ class AnnIndex:
         if size == 0 or n <= 0 or not np.any(vector):
             return np.empty(0, dtype=np.int64)
         share = max(np.count_nonzero(allowed) / len(allowed), 1e-3)  # = allowed.mean()
-        want = min(size, int(np.ceil(n / share)) + 16)
-        for _ in range(3):  # hnswlib searches with max(ef, k): ef is never changed per query,
-            # so concurrent requests see one setting (the same results as sequential ones)
+        return self._attempts(vector, n, allowed, min(size, int(np.ceil(n / share)) + 16), 3)
+
+    def _attempts(
+        self, vector: np.ndarray, n: int, allowed: np.ndarray, want: int, tries: int
+    ) -> np.ndarray | None:
+        """Ask for ``want`` items, then four times as many, ``tries`` times at most."""
+        size = len(self)
+        found = np.empty(0, dtype=np.int64)
+        for _ in range(tries):  # hnswlib searches with max(ef, k): ef is never changed per
+            # query, so concurrent requests see one setting (the same results as sequential ones)
             try:
                 labels, _ = self.index.knn_query(vector[None].astype(np.float32), k=want)
             except RuntimeError as exc:  # any other failure is a broken index: raise it
@@ -98,6 +105,51 @@ class AnnIndex:
                 return found[:n]
             want = min(size, want * 4)
         return found[:n]
+
+    def search_many(
+        self, vectors: np.ndarray, n: int, allowed: np.ndarray
+    ) -> list[np.ndarray | None]:
+        """:meth:`search` for a block of users (``vectors``: users x factors; ``allowed``:
+        users x items), the same items for each: the users whose first request stays within
+        ``ef`` are answered by one graph call, whose search is then the one each would get alone
+        (hnswlib searches ``max(ef, k)`` and returns the nearest ``k`` of it, nearest first, so
+        a shorter answer is a prefix of a longer one); the others are searched one by one."""
+        size = len(self)
+        out: list[np.ndarray | None] = [None] * len(vectors)
+        if size == 0 or n <= 0:
+            return [np.empty(0, dtype=np.int64) for _ in range(len(vectors))]
+        # per row: count_nonzero over a whole row is far faster than along an axis
+        count = np.array([np.count_nonzero(row) for row in allowed], dtype=np.float64)
+        share = np.maximum(count / allowed.shape[1], 1e-3)
+        want = np.minimum(size, np.ceil(n / share).astype(np.int64) + 16)
+        live = np.any(vectors, axis=1)
+        together = np.flatnonzero(live & (want <= self.ef))
+        labels = None
+        if len(together):
+            k = int(want[together].max())
+            try:
+                labels, _ = self.index.knn_query(
+                    np.ascontiguousarray(vectors[together], dtype=np.float32), k=k
+                )
+            except RuntimeError as exc:  # one user the graph cannot answer: all one by one
+                if "Cannot return the results" not in str(exc):
+                    raise
+                together = together[:0]
+        tried = np.zeros(len(vectors), dtype=bool)
+        for row, p in enumerate(together.tolist()):
+            w = int(want[p])
+            found = labels[row, :w].astype(np.int64)  # type: ignore[index]
+            found = found[allowed[p, found]]
+            if len(found) >= n or w == size:
+                out[p] = found[:n]
+            else:  # too few allowed among them: the next requests, as search would make
+                want[p], tried[p] = min(size, w * 4), True
+        for p in range(len(vectors)):
+            if not live[p]:
+                out[p] = np.empty(0, dtype=np.int64)
+            elif out[p] is None:
+                out[p] = self._attempts(vectors[p], n, allowed[p], int(want[p]), 3 - int(tried[p]))
+        return out
 
     def update(self, items: np.ndarray, item_factors: np.ndarray) -> None:
         """Replace the vectors of ``items`` (after their factors were re-solved: erasure); items

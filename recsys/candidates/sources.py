@@ -41,10 +41,12 @@ class CollaborativeSource(BaseModel):
         self, ctx: FeatureContext, block: UserBlock, allowed: np.ndarray
     ) -> list[np.ndarray]:
         if not block.exact:  # the approximate index built at fit time (collaborative.ann)
-            index = ctx.collab.index_
+            if not len(block):
+                return []
+            vectors = np.stack([st.vector for st in block.states])
             out = []
-            for p, st in enumerate(block.states):
-                found = index.search(st.vector, self.n, allowed[p])
+            found_all = ctx.collab.index_.search_many(vectors, self.n, allowed)
+            for p, (st, found) in enumerate(zip(block.states, found_all, strict=True)):
                 if found is None:  # the graph cannot give that many: score every item,
                     # in float32 as an exact block ranks them
                     scores = (ctx.item_factors64 @ st.vector.astype(np.float64)).astype(np.float32)

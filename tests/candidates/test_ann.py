@@ -59,3 +59,44 @@ def test_a_request_the_index_cannot_answer_is_scored_exactly(small_shop, pseudon
     assert Unanswerable.calls > 0
     assert [r.item_ids for r in got] == [r.item_ids for r in want]
     assert all(r.reason.text for recs in got for r in recs)
+
+
+def test_a_block_search_gives_each_user_what_a_search_alone_gives() -> None:
+    """One graph call for a block's users: the same items, in the same order, as one search per
+    user, also for users who need more than ``ef`` results, get too few allowed items at the
+    first request, have a zero vector, or when the graph cannot answer the block's call."""
+    index, Y = _small_skewed_index(ef=64)
+    rng = np.random.default_rng(2)
+    vectors = rng.normal(size=(12, 32)).astype(np.float32)
+    vectors[3] = 0.0  # a user with no collaborative vector
+    allowed = rng.random((12, len(Y))) < 0.9
+    allowed[5] = rng.random(len(Y)) < 0.3  # asks for more than ef at once: searched alone
+    allowed[7] = True
+    allowed[7, np.argsort(-(Y @ vectors[7]))[:60]] = False  # the nearest are not allowed:
+    # the first request (within ef) finds too few, the next asks for four times as many
+    alone = [index.search(v, 40, a) for v, a in zip(vectors, allowed, strict=True)]
+    together = index.search_many(vectors, 40, allowed)
+    assert len(together) == len(alone)
+    for a, b in zip(alone, together, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+    assert len(together[3]) == 0 and len(together[0]) == 40
+
+    class Unanswerable:  # the graph fails a block call: every user is searched alone
+        def __init__(self, graph) -> None:
+            self.graph = graph
+
+        def __getattr__(self, name: str):
+            return getattr(self.graph, name)
+
+        def knn_query(self, data, k, **kw):
+            if len(data) > 1:
+                raise RuntimeError("Cannot return the results in a contiguous 2D array.")
+            return self.graph.knn_query(data, k=k, **kw)
+
+    index.index = Unanswerable(index.index)
+    again = index.search_many(vectors, 40, allowed)
+    for a, b in zip(alone, again, strict=True):
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
