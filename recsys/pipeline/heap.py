@@ -1,12 +1,15 @@
 """A quieter garbage collector for runs over many users (an offers chunk, ``recommend_many``).
 
-Python's cyclic collector walks every tracked object of a generation when it collects it; a
-run that builds many reasons triggers full collections, and each walks the imported libraries
-and the loaded model, which never become garbage. Freezing them for the run (``gc.freeze``)
-leaves them out (``benchmarks/offers.py`` and ``benchmarks/scale.py`` measure the batch paths
-that use it). Objects the run creates are collected as usual, and everything frozen is
-unfrozen when the last concurrent run ends, so a cycle that was garbage at the start is still
-collected afterwards. Reference counting, which frees almost everything, is not affected.
+Python's cyclic collector walks every tracked object of a generation when it collects it. A
+run that builds many reasons keeps them (the lists of the users already done) until it ends, so
+full collections keep coming and each walks all of them, and the imported libraries and the
+loaded model as well, none of which ever becomes garbage. For the run, the heap alive at its
+start is frozen (``gc.freeze``) and the youngest generation collects after
+:data:`RUN_THRESHOLD` new objects rather than 700, so older generations fill, and are walked,
+far less often: reference counting frees almost everything a run makes, and the few cycles
+wait a little longer (``benchmarks/offers.py`` and ``benchmarks/scale.py`` measure the batch
+paths that use it). When the last concurrent run ends, the thresholds are restored and
+everything is unfrozen, so a cycle that was garbage at the start is still collected afterwards.
 """
 
 from __future__ import annotations
@@ -19,20 +22,28 @@ from contextlib import contextmanager
 FREEZE_FROM = 64
 """Runs of at least this many users freeze (a single request rarely meets a full collection)."""
 
+RUN_THRESHOLD = 100_000
+"""Objects a run may allocate before a young collection (the collector's default: 700)."""
+
 _lock = threading.Lock()
 _runs = 0
+_saved: tuple[int, int, int] = (700, 10, 10)
 
 
 @contextmanager
 def frozen_heap() -> Iterator[None]:
-    """Leave the objects alive now out of the cyclic collector's walks during the block.
+    """Leave the objects alive now out of the cyclic collector's walks during the block, and
+    collect young objects less often (a threshold of 0, collection switched off, stays off).
 
     Concurrent blocks share one freeze: the first to enter freezes, the last to leave unfreezes.
     """
-    global _runs
+    global _runs, _saved
     with _lock:
         if _runs == 0:
             gc.freeze()
+            _saved = gc.get_threshold()
+            if _saved[0]:
+                gc.set_threshold(max(_saved[0], RUN_THRESHOLD), *_saved[1:])
         _runs += 1
     try:
         yield
@@ -40,4 +51,5 @@ def frozen_heap() -> Iterator[None]:
         with _lock:
             _runs -= 1
             if _runs == 0:
+                gc.set_threshold(*_saved)
                 gc.unfreeze()

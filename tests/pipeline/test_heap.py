@@ -6,7 +6,7 @@ import gc
 import threading
 import weakref
 
-from recsys.pipeline.heap import frozen_heap
+from recsys.pipeline.heap import RUN_THRESHOLD, frozen_heap
 
 
 class _Cycle:
@@ -19,6 +19,28 @@ def test_objects_alive_at_entry_are_frozen_and_released_at_exit() -> None:
     with frozen_heap():
         assert gc.get_freeze_count() > 0
     assert gc.get_freeze_count() == 0
+
+
+def test_young_objects_are_collected_less_often_during_a_run_only() -> None:
+    before = gc.get_threshold()
+    with frozen_heap():
+        inside = gc.get_threshold()
+        with frozen_heap():  # a nested (or concurrent) run keeps the run's setting
+            assert gc.get_threshold() == inside
+        assert gc.get_threshold() == inside
+    assert inside == (max(before[0], RUN_THRESHOLD), *before[1:])
+    assert gc.get_threshold() == before
+
+
+def test_a_collector_switched_off_by_threshold_stays_off() -> None:
+    before = gc.get_threshold()
+    gc.set_threshold(0)
+    try:
+        with frozen_heap():
+            assert gc.get_threshold()[0] == 0
+        assert gc.get_threshold()[0] == 0
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_a_cycle_made_during_the_run_is_collected_during_the_run() -> None:
@@ -48,6 +70,7 @@ def test_a_run_that_raises_still_unfreezes() -> None:
     except RuntimeError:
         pass
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold()[0] < RUN_THRESHOLD
 
 
 def test_concurrent_runs_share_one_freeze_and_the_last_unfreezes() -> None:
