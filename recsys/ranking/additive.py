@@ -95,14 +95,16 @@ class AdditiveModel:
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(self.feature_names):
             raise ValueError(f"expected {len(self.feature_names)} features, got shape {X.shape}")
-        out = np.empty_like(X)
+        # feature by feature over contiguous rows of the transpose: a column of X is strided
+        cols = np.ascontiguousarray(X.T)
+        out = np.empty_like(cols)
         for j, (t, v) in enumerate(zip(self.thresholds, self.values, strict=True)):
-            x = X[:, j]
-            out[:, j] = v[np.searchsorted(t, x, side="left")]
+            x = cols[j]
+            out[j] = v[t.searchsorted(x, side="left")]
             nan = np.isnan(x)
             if nan.any():
-                out[nan, j] = self.missing[j]
-        return out
+                out[j, nan] = self.missing[j]
+        return np.ascontiguousarray(out.T)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         return self.base + self.contributions(X).sum(axis=1)
