@@ -163,8 +163,11 @@ def block_candidates(
     if cfg.exclude_seen:
         # the seen memory, not only what the model learned from (history cap, min_rating), and
         # every item that is the same product (same title) as a seen one
-        for p, st in enumerate(block.states):
-            allowed[p, ctx.catalog.same_product(np.concatenate([st.items, st.seen]))] = False
+        seen = [np.concatenate([st.items, st.seen]) for st in block.states]
+        owner = np.repeat(np.arange(len(seen)), [len(x) for x in seen])
+        flat = np.concatenate(seen) if seen else np.empty(0, dtype=np.int64)
+        who, items = ctx.catalog.same_product_pairs(owner, flat)
+        allowed[who, items] = False
     parts: list[list[np.ndarray]] = [[] for _ in range(len(block))]
     for source in cfg.sources:
         # re-buys are seen items by definition: they only need to be in stock and not excluded

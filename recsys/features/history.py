@@ -245,6 +245,27 @@ class Catalog:
         more = [m.indices[m.indptr[p] : m.indptr[p + 1]] for p in np.unique(self.product[twins])]
         return np.concatenate([items, *more]).astype(np.int64)
 
+    def same_product_pairs(
+        self, owner: np.ndarray, items: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`same_product` for many owners' items at once: ``(owner, item)`` pairs, the
+        given ones and, for each owner, every item that is the same product as one of theirs."""
+        owner = np.asarray(owner, dtype=np.int64)
+        items = np.asarray(items, dtype=np.int64)
+        twin = self.has_twin[items]
+        if not twin.any():
+            return owner, items
+        m = self._product_items
+        n_products = m.shape[0]
+        key = np.unique(owner[twin] * n_products + self.product[items[twin]])
+        who, product = key // n_products, key % n_products
+        start = m.indptr[product].astype(np.int64)
+        lens = m.indptr[product + 1].astype(np.int64) - start
+        # each (owner, product)'s items, laid end to end: their positions in the CSR rows
+        pos = np.repeat(start - (np.cumsum(lens) - lens), lens) + np.arange(int(lens.sum()))
+        more = m.indices[pos].astype(np.int64)
+        return np.concatenate([owner, np.repeat(who, lens)]), np.concatenate([items, more])
+
     def category_counts(self, items: np.ndarray) -> np.ndarray:
         """How many of ``items`` are in each category (an item counts once per category)."""
         codes = self.category_codes[items].ravel()
