@@ -9,6 +9,8 @@ independent checker (:mod:`recsys.testing.facts`) re-applies the same rules from
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
@@ -46,30 +48,10 @@ class ReasonRules(BaseModel):
         return n >= self.often_min and larger < self.often_top
 
     def allows(self, ev: Evidence, ctx: FeatureContext, st: UserState | None) -> bool:
-        """May ``ev`` speak to the user of ``st`` (``None``: a list that is not personal)?"""
-        if st is None and ev.fact in (Fact.CATEGORY_SHARE, Fact.BRAND_SHARE, Fact.DIVERSITY):
-            return False
-        if ev.fact == Fact.CATEGORY_SHARE:
-            return st is not None and self.top(category_counts(ctx, st), ev.category)
-        if ev.fact == Fact.BRAND_SHARE:
-            return st is not None and self.top(st.brand_counts, ev.brand)
-        if ev.fact == Fact.USUAL_PRICE:
-            if not ev.value or not ev.price or ev.value <= 0:
-                return False
-            if (ev.total or 0) < self.price_min_items:
-                return False
-            return 1 / self.price_band <= ev.price / ev.value <= self.price_band
-        if ev.fact == Fact.BOUGHT_BEFORE:
-            return bool(ev.window_days) and (ev.count or 0) >= self.restock_share * (
-                ev.window_days or 0
-            )
-        if ev.fact == Fact.TRENDING:
-            return (ev.count or 0) >= self.trending_min
-        if ev.fact == Fact.DIVERSITY:
-            return st is not None and (
-                ev.category is None or not self.in_top_categories(ctx, st, ev.category)
-            )
-        return True
+        """May ``ev`` speak to the user of ``st`` (``None``: a list that is not personal)?
+        Facts without a rule here always may."""
+        rule = _RULES.get(ev.fact)
+        return True if rule is None else rule(self, ev, ctx, st)
 
     def in_top_categories(self, ctx: FeatureContext, st: UserState, category: str) -> bool:
         """Is ``category`` one of the customer's ``often_top`` largest (with any count)?"""
@@ -88,3 +70,47 @@ def category_counts(ctx: FeatureContext, st: UserState) -> dict[str, int]:
             names[i]: int(st.category_counts[i]) for i in idx.tolist()
         }
     return hit
+
+
+# --- one rule per fact that has one (the others always speak) ---------------------------------
+_Rule = Callable[[ReasonRules, Evidence, FeatureContext, "UserState | None"], bool]
+
+
+def _category_share(
+    r: ReasonRules, ev: Evidence, ctx: FeatureContext, st: UserState | None
+) -> bool:
+    return st is not None and r.top(category_counts(ctx, st), ev.category)
+
+
+def _brand_share(r: ReasonRules, ev: Evidence, ctx: FeatureContext, st: UserState | None) -> bool:
+    return st is not None and r.top(st.brand_counts, ev.brand)
+
+
+def _usual_price(r: ReasonRules, ev: Evidence, ctx: FeatureContext, st: UserState | None) -> bool:
+    if not ev.value or not ev.price or ev.value <= 0:
+        return False
+    if (ev.total or 0) < r.price_min_items:
+        return False
+    return 1 / r.price_band <= ev.price / ev.value <= r.price_band
+
+
+def _bought_before(r: ReasonRules, ev: Evidence, ctx: FeatureContext, st: UserState | None) -> bool:
+    return bool(ev.window_days) and (ev.count or 0) >= r.restock_share * (ev.window_days or 0)
+
+
+def _trending(r: ReasonRules, ev: Evidence, ctx: FeatureContext, st: UserState | None) -> bool:
+    return (ev.count or 0) >= r.trending_min
+
+
+def _diversity(r: ReasonRules, ev: Evidence, ctx: FeatureContext, st: UserState | None) -> bool:
+    return st is not None and (ev.category is None or not r.in_top_categories(ctx, st, ev.category))
+
+
+_RULES: dict[Fact, _Rule] = {
+    Fact.CATEGORY_SHARE: _category_share,
+    Fact.BRAND_SHARE: _brand_share,
+    Fact.USUAL_PRICE: _usual_price,
+    Fact.BOUGHT_BEFORE: _bought_before,
+    Fact.TRENDING: _trending,
+    Fact.DIVERSITY: _diversity,
+}
