@@ -223,21 +223,23 @@ def offer_table(
         if not keep:
             skips["no_offers"] += 1
             continue
-        intro, names = intro_line(model, [r.item_id for r in keep], memo=leaves)
-        names_json = json.dumps(names)
-        for rank, r in enumerate(keep, 1):
-            cols["pseudonym"].append(recs.user_id)
-            cols["campaign_id"].append(campaign_id)
-            cols["rank"].append(rank)
-            cols["item_id"].append(r.item_id)
-            cols["title"].append(r.title)
-            cols["score"].append(float(r.score))
-            cols["reason"].append(r.reason.text)
-            cols["stage"].append(str(r.reason.stage))
-            # = json.dumps([e.to_dict() for e in evidence]): the list's own separator
-            cols["evidence"].append("[" + ", ".join(map(fact_json, r.reason.evidence)) + "]")
-            cols["intro"].append(intro)
-            cols["intro_categories"].append(names_json)
+        ids = [r.item_id for r in keep]
+        intro, names = intro_line(model, ids, memo=leaves)
+        n = len(keep)
+        cols["pseudonym"].extend([recs.user_id] * n)
+        cols["campaign_id"].extend([campaign_id] * n)
+        cols["rank"].extend(range(1, n + 1))
+        cols["item_id"].extend(ids)
+        cols["title"].extend([r.title for r in keep])
+        cols["score"].extend([float(r.score) for r in keep])
+        cols["reason"].extend([r.reason.text for r in keep])
+        cols["stage"].extend([str(r.reason.stage) for r in keep])
+        # = json.dumps([e.to_dict() for e in evidence]): the list's own separator
+        cols["evidence"].extend(
+            ["[" + ", ".join(map(fact_json, r.reason.evidence)) + "]" for r in keep]
+        )
+        cols["intro"].extend([intro] * n)
+        cols["intro_categories"].extend([json.dumps(names)] * n)
     return pa.Table.from_pydict(cols, schema=OFFER_SCHEMA), dict(skips)
 
 
