@@ -217,12 +217,11 @@ def collab_evidence_block(
         items = np.asarray(lists[p], dtype=np.int64)
         # per item, the five largest contributions in order; those positive and not the item
         top = np.argsort(-contrib, axis=0, kind="stable")[:5]
-        col = np.broadcast_to(np.arange(len(items)), top.shape)
         js = hists[p][top]
-        ok = (contrib[top, col] > 0) & (js != items[col])
+        ok = (contrib[top, np.arange(len(items))] > 0) & (js != items)  # items: one per column
         per[p] = (js, ok, items)
         pairs_j.append(js[ok])
-        pairs_i.append(items[col][ok])
+        pairs_i.append(items[np.nonzero(ok)[1]])  # the column of each pair, in mask order
         pairs_who.append(np.full(len(pairs_j[-1]), p, dtype=np.int64))
     counts = np.zeros(0)
     if ctx.shop is not None and pairs_j:
