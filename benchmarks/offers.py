@@ -284,6 +284,10 @@ def report(args: argparse.Namespace, started: datetime, phases: dict) -> None:
         f"{peak['prepare']:,.0f} MiB; recsys fit {prep['recsys_fit_s']:.0f}s, implicit fit "
         f"{prep['peer_fit_s']:.0f}s.",
     ]
+    split = rep.get("phases")  # job reports before the phases were recorded have none
+    if split:
+        parts = ", ".join(f"{k} {v:.1f}s" for k, v in split.items())
+        lines += ["", f"The job's own seconds by phase: {parts}."]
     if e:
         lines += ["", f"Small sellers' exposure: {e['share']:.1%} (target {e['target']:.1%})."]
     table_md = "\n".join(lines)

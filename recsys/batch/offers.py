@@ -80,6 +80,9 @@ class RunReport:
     engine: str
     seconds: float
     output: str
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds of ``seconds`` per phase: ``plan`` (audience, exposure calibration; or reading a
+    killed job's plan), ``chunks`` (scoring and checkpointing), ``merge`` (the output file)."""
     preview: str | None = None
     exposure: dict[str, Any] | None = None
     recorded_sends: int = 0
@@ -98,6 +101,8 @@ class RunReport:
         for reason in SKIP_REASONS:
             if self.skipped.get(reason):
                 lines.append(f"  skipped {reason.replace('_', ' ')}: {self.skipped[reason]:,}")
+        if self.phases:
+            lines.append("  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.phases.items()))
         if self.exposure:
             e = self.exposure
             lines.append(f"  exposure of {e['group']}: {e['share']:.1%} (target {e['target']:.1%})")
@@ -279,6 +284,7 @@ class OffersJob:
     def run(self) -> RunReport:
         started = time.perf_counter()
         plan, keys = self.plan()
+        planned = time.perf_counter()
         n_chunks = -(-len(keys) // self.chunk_size)
         done = {i for i in range(n_chunks) if self.chunk_path(i).exists()}
         resumed = len(done)
@@ -306,13 +312,20 @@ class OffersJob:
             for res in self.engine.run(self.model, spec, tasks()):
                 self._write_chunk(res, pre.pop(res.index), sizes[res.index])
                 bar.update(sizes.pop(res.index))
-        return self.finish(plan, n_chunks, resumed, started)
+        phases = {"plan": planned - started, "chunks": time.perf_counter() - planned}
+        return self.finish(plan, n_chunks, resumed, started, phases)
 
     # --- finish -------------------------------------------------------------------------------
     def finish(
-        self, plan: dict[str, Any], n_chunks: int, resumed: int, started: float
+        self,
+        plan: dict[str, Any],
+        n_chunks: int,
+        resumed: int,
+        started: float,
+        phases: dict[str, float] | None = None,
     ) -> RunReport:
-        """Merge the chunks in order into the output, then report, preview, send log."""
+        """Merge the chunks in order into the output, then report, preview, send log.
+        ``phases``: the seconds of the phases before the merge, which the report adds to."""
         skips: Counter[str] = Counter()
         customers = 0
         for i in range(n_chunks):
@@ -345,11 +358,14 @@ class OffersJob:
                 yield table
 
         n_offers = write_offers(self.out, tables())
+        ended = time.perf_counter()
+        phases = dict(phases or {})
+        phases["merge"] = ended - started - sum(phases.values())
         report = RunReport(
             campaign=self.campaign.id, customers=customers, offered=len(offered_keys),
             offers=n_offers, skipped={r: skips.get(r, 0) for r in SKIP_REASONS},
             chunks=n_chunks, chunks_resumed=resumed, engine=self.engine.name,
-            seconds=time.perf_counter() - started, output=str(self.out),
+            seconds=ended - started, output=str(self.out), phases=phases,
         )  # fmt: skip
         if group and self.campaign.exposure is not None:
             from recsys.batch.exposure import ExposureController

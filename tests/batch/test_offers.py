@@ -132,6 +132,14 @@ def test_offers_go_only_to_customers_who_may_get_them(
     assert report["offered"] == len(got) and report["offers"] == len(offers)
 
 
+def test_the_report_splits_the_run_time_by_phase(local_run) -> None:
+    _, report = local_run
+    phases = report["phases"]
+    assert list(phases) == ["plan", "chunks", "merge"]
+    assert all(v >= 0 for v in phases.values())
+    assert sum(phases.values()) == pytest.approx(report["seconds"], abs=1e-6)
+
+
 def test_exclusions_hold(shop_env, local_run, fitted) -> None:
     offers, _ = local_run
     model = fitted.model_
@@ -365,6 +373,7 @@ def test_cli_run_prints_the_summary_and_records_the_send(shop_env, tmp_path, cap
     report = json.loads(out.with_name("o.report.json").read_text())
     assert f"to {report['offered']:,} of {report['customers']:,} customers" in text
     assert "skipped no email consent" in text and "exposure of small_sellers" in text
+    assert "time: plan " in text and ", merge " in text
     log = SendLog(shop_env["log"].path)
     at = epoch(pd.Timestamp(SEND_AT))
     keys = pd.read_parquet(out)["pseudonym"].unique().tolist()
