@@ -88,7 +88,8 @@ class AnnIndex:
     def _attempts(
         self, vector: np.ndarray, n: int, allowed: np.ndarray, want: int, tries: int
     ) -> np.ndarray | None:
-        """Ask for ``want`` items, then four times as many, ``tries`` times at most."""
+        """Ask for ``want`` items, then four times as many, ``tries`` times at most; ``None``
+        when the graph cannot answer."""
         size = len(self)
         found = np.empty(0, dtype=np.int64)
         for _ in range(tries):  # hnswlib searches with max(ef, k): ef is never changed per
@@ -110,10 +111,11 @@ class AnnIndex:
         self, vectors: np.ndarray, n: int, allowed: np.ndarray
     ) -> list[np.ndarray | None]:
         """:meth:`search` for a block of users (``vectors``: users x factors; ``allowed``:
-        users x items), the same items for each: the users whose first request stays within
-        ``ef`` are answered by one graph call, whose search is then the one each would get alone
-        (hnswlib searches ``max(ef, k)`` and returns the nearest ``k`` of it, nearest first, so
-        a shorter answer is a prefix of a longer one); the others are searched one by one."""
+        users x items), the same items for each. The users whose first request stays within
+        ``ef`` share one graph call: hnswlib searches ``max(ef, k)`` and returns the nearest
+        ``k`` of it, nearest first, so a user's own shorter answer is the head of the longer
+        one, unless a distance ties across the cut (which tied item a shorter answer keeps is
+        not fixed); such users, and the others, are searched one by one."""
         size = len(self)
         out: list[np.ndarray | None] = [None] * len(vectors)
         if size == 0 or n <= 0:
@@ -124,11 +126,11 @@ class AnnIndex:
         want = np.minimum(size, np.ceil(n / share).astype(np.int64) + 16)
         live = np.any(vectors, axis=1)
         together = np.flatnonzero(live & (want <= self.ef))
-        labels = None
+        labels = dist = np.empty((0, 0))
+        k = int(want[together].max()) if len(together) else 0
         if len(together):
-            k = int(want[together].max())
             try:
-                labels, _ = self.index.knn_query(
+                labels, dist = self.index.knn_query(
                     np.ascontiguousarray(vectors[together], dtype=np.float32), k=k
                 )
             except RuntimeError as exc:  # one user the graph cannot answer: all one by one
@@ -138,7 +140,9 @@ class AnnIndex:
         tried = np.zeros(len(vectors), dtype=bool)
         for row, p in enumerate(together.tolist()):
             w = int(want[p])
-            found = labels[row, :w].astype(np.int64)  # type: ignore[index]
+            if w < k and not dist[row, w - 1] < dist[row, w]:
+                continue  # a tie across the cut (or NaN): this user's own search decides
+            found = labels[row, :w].astype(np.int64)
             found = found[allowed[p, found]]
             if len(found) >= n or w == size:
                 out[p] = found[:n]

@@ -100,3 +100,22 @@ def test_a_block_search_gives_each_user_what_a_search_alone_gives() -> None:
     for a, b in zip(alone, again, strict=True):
         if a is not None:
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_block_search_with_tied_distances_gives_what_a_search_alone_gives() -> None:
+    """Equal distances (here every vector four times): which tied item a shorter answer keeps is
+    hnswlib's choice, so a user whose cut falls inside a tie is searched alone."""
+    rng = np.random.default_rng(4)
+    Y = np.repeat(rng.normal(size=(300, 16)).astype(np.float32), 4, axis=0)
+    index = AnnIndex.build(Y, ef=128)
+    vectors = rng.normal(size=(60, 16)).astype(np.float32)
+    allowed = np.ones((60, len(Y)), dtype=bool)
+    for p, v in enumerate(vectors):
+        order = np.argsort(-(Y @ v))
+        allowed[p, order[:17]] = False  # seen items: the nearest
+        allowed[p, rng.choice(order[600:], 8 * p, replace=False)] = False  # users ask for
+        # more or fewer at first (37 to 50): most cut the block's longer answer short
+    alone = [index.search(v, 20, a) for v, a in zip(vectors, allowed, strict=True)]
+    together = index.search_many(vectors, 20, allowed)
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a, b)
