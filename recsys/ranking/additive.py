@@ -97,14 +97,16 @@ class AdditiveModel:
             raise ValueError(f"expected {len(self.feature_names)} features, got shape {X.shape}")
         # feature by feature over contiguous rows of the transpose: a column of X is strided
         cols = np.ascontiguousarray(X.T)
-        out = np.empty_like(cols)
+        per = np.empty_like(cols)
         for j, (t, v) in enumerate(zip(self.thresholds, self.values, strict=True)):
             x = cols[j]
-            out[j] = v[t.searchsorted(x, side="left")]
+            per[j] = v[t.searchsorted(x, side="left")]
             nan = np.isnan(x)
             if nan.any():
-                out[j, nan] = self.missing[j]
-        return np.ascontiguousarray(out.T)
+                per[j, nan] = self.missing[j]
+        out = np.empty_like(X)  # X's own layout: a row sum then adds in the same order as before
+        out[...] = per.T
+        return out
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         return self.base + self.contributions(X).sum(axis=1)

@@ -100,3 +100,15 @@ def test_a_feature_missing_everywhere_is_constant(data) -> None:
     X[:, 2] = np.nan
     r = AdditiveRanker(max_iter=20).fit(X, y)
     assert np.all(r.shap_values(X)[:, 2] == 0.0)
+
+
+def test_contributions_keep_the_layout_of_their_input(data) -> None:
+    """A column-major input (sklearn makes one from a DataFrame) gets a column-major result:
+    its row sums, and so the decision function, add in the order they always did."""
+    X, y = data
+    model = AdditiveRanker(max_iter=40).fit(X, y).additive_
+    for layout in (np.ascontiguousarray(X), np.asfortranarray(X)):
+        out = model.contributions(layout)
+        assert out.flags.c_contiguous == layout.flags.c_contiguous
+        assert out.flags.f_contiguous == layout.flags.f_contiguous
+        np.testing.assert_array_equal(out, model.contributions(np.ascontiguousarray(X)))
