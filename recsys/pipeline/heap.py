@@ -4,12 +4,14 @@ Python's cyclic collector walks every tracked object of a generation when it col
 run that builds many reasons keeps them (the lists of the users already done) until it ends, so
 full collections keep coming and each walks all of them, and the imported libraries and the
 loaded model as well, none of which ever becomes garbage. For the run, the heap alive at its
-start is frozen (``gc.freeze``) and the youngest generation collects after
-:data:`RUN_THRESHOLD` new objects rather than 700, so older generations fill, and are walked,
-far less often: reference counting frees almost everything a run makes, and the few cycles
-wait a little longer (``benchmarks/offers.py`` and ``benchmarks/scale.py`` measure the batch
-paths that use it). When the last concurrent run ends, the thresholds are restored and
-everything is unfrozen, so a cycle that was garbage at the start is still collected afterwards.
+start is frozen (``gc.freeze``) and the youngest generation collects once :data:`RUN_THRESHOLD`
+more container objects have been allocated than freed (rather than the current threshold, 700
+by default), so older generations fill, and are walked, far less often: reference counting
+frees almost everything a run makes, and the few cycles wait a little longer (``benchmarks/offers.py`` and ``benchmarks/scale.py`` measure the batch
+paths that use it). Both settings are process-wide (other threads run with them meanwhile).
+When the last concurrent run ends, the thresholds are restored (a ``gc.set_threshold`` made
+during a run is undone) and everything is unfrozen, so a cycle that was garbage at the start is
+still collected afterwards.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ FREEZE_FROM = 64
 """Runs of at least this many users freeze (a single request rarely meets a full collection)."""
 
 RUN_THRESHOLD = 100_000
-"""Objects a run may allocate before a young collection (the collector's default: 700)."""
+"""Container objects allocated, net of those freed, before a young collection during a run
+(unless the threshold is already higher; the collector's default is 700)."""
 
 _lock = threading.Lock()
 _runs = 0
