@@ -73,20 +73,23 @@ def category_counts(ctx: FeatureContext, st: UserState) -> dict[str, int]:
 
 
 # --- one rule per fact that has one (the others always speak) ---------------------------------
-_Rule = Callable[[ReasonRules, Evidence, FeatureContext, "UserState | None"], bool]
+_Rule = Callable[[ReasonRules, Evidence, FeatureContext, UserState | None], bool]
 
 
 def _category_share(
     r: ReasonRules, ev: Evidence, ctx: FeatureContext, st: UserState | None
 ) -> bool:
+    """Often in a category: one of the customer's largest, with enough items."""
     return st is not None and r.top(category_counts(ctx, st), ev.category)
 
 
 def _brand_share(r: ReasonRules, ev: Evidence, ctx: FeatureContext, st: UserState | None) -> bool:
+    """Often a brand: one of the customer's largest, with enough items."""
     return st is not None and r.top(st.brand_counts, ev.brand)
 
 
 def _usual_price(r: ReasonRules, ev: Evidence, ctx: FeatureContext, st: UserState | None) -> bool:
+    """Usual price: a median from enough priced items, the price within the band."""
     if not ev.value or not ev.price or ev.value <= 0:
         return False
     if (ev.total or 0) < r.price_min_items:
@@ -95,14 +98,17 @@ def _usual_price(r: ReasonRules, ev: Evidence, ctx: FeatureContext, st: UserStat
 
 
 def _bought_before(r: ReasonRules, ev: Evidence, ctx: FeatureContext, st: UserState | None) -> bool:
+    """Restock: enough of the measured re-buy cycle has passed."""
     return bool(ev.window_days) and (ev.count or 0) >= r.restock_share * (ev.window_days or 0)
 
 
 def _trending(r: ReasonRules, ev: Evidence, ctx: FeatureContext, st: UserState | None) -> bool:
+    """Popular right now: enough customers in the window."""
     return (ev.count or 0) >= r.trending_min
 
 
 def _diversity(r: ReasonRules, ev: Evidence, ctx: FeatureContext, st: UserState | None) -> bool:
+    """Something different: a category outside the customer's largest."""
     return st is not None and (ev.category is None or not r.in_top_categories(ctx, st, ev.category))
 
 
