@@ -238,12 +238,7 @@ class Catalog:
     def same_product(self, items: np.ndarray) -> np.ndarray:
         """Every item that is the same product as one of ``items`` (``items`` included)."""
         items = np.asarray(items, dtype=np.int64)
-        twins = items[self.has_twin[items]]
-        if not len(twins):
-            return items
-        m = self._product_items
-        more = [m.indices[m.indptr[p] : m.indptr[p + 1]] for p in np.unique(self.product[twins])]
-        return np.concatenate([items, *more]).astype(np.int64)
+        return self.same_product_pairs(np.zeros(len(items), dtype=np.int64), items)[1]
 
     def same_product_pairs(
         self, owner: np.ndarray, items: np.ndarray

@@ -34,8 +34,10 @@ def test_a_block_of_owners_gets_each_owners_same_products(per_owner: list[list[i
     items = np.array([i for x in per_owner for i in x], dtype=np.int64)
     who, got = CATALOG.same_product_pairs(owner, items)
     for p, mine in enumerate(per_owner):
-        want = set(CATALOG.same_product(np.array(mine, dtype=np.int64)).tolist())
+        titles = {TITLES[i] for i in mine}  # the definition: every item with one of their titles
+        want = {j for j, t in enumerate(TITLES) if t in titles}
         assert set(got[who == p].tolist()) == want
+        assert set(CATALOG.same_product(np.array(mine, dtype=np.int64)).tolist()) == want
     assert set(who.tolist()) <= set(range(len(per_owner)))
 
 
