@@ -15,11 +15,17 @@ What is compared (the ratio is recsys / implicit, the peer measured in this run)
   + FA*IR) and the batch exposure target for small sellers, each chunk written and checkpointed,
   the merge into one Parquet file, the preview. Counted: offers with a reason per second, and
   customers given offers per second.
-- implicit: ``AlternatingLeastSquares.recommend`` over the same offered customers at once (``N``
-  = offers per e-mail, already-liked items filtered), the model fitted with the settings of
-  recsys's collaborative model (see ``_common.als_settings``) on the consenting users' weighted
-  confidence matrix; the median of ``--implicit-repeats`` runs. No reasons, no re-ranking, no
-  consent, no output file.
+- implicit: ``AlternatingLeastSquares.recommend`` over the same customers at once (``N`` =
+  offers per e-mail, already-liked items filtered): the job's eligible audience (e-mail and
+  personalization consent, not capped; read from the same consent store and send log) that
+  has history, which is the set the job gives offers to (the report says how many differ). The
+  model is fitted with the settings of recsys's collaborative model (see
+  ``_common.als_settings``) on the consenting users' weighted confidence matrix; the median of
+  ``--implicit-repeats`` runs. No reasons, no re-ranking, no consent, no output file.
+- drift: the peer is timed twice, right before the job and right after it (``peer-before``,
+  ``job``, ``peer-after``); the ratio is taken against the mean of the two, the time a drift
+  that is steady over the run gives at its middle, and the two ratios it lies between are
+  reported too.
 - peak memory: each process's ``ru_maxrss`` after each of its phases (it only grows).
 
 BLAS runs with one thread on both sides. Results: a Markdown table on stdout and
@@ -60,7 +66,8 @@ from _common import (
     peak_rss_mib,
 )
 
-PHASES = ("prepare", "job", "peer")
+SEND_AT = "2026-11-23T08:00:00Z"
+PHASES = ("prepare", "peer-before", "job", "peer-after")
 
 
 def main() -> None:
@@ -75,7 +82,7 @@ def main() -> None:
     ap.add_argument("--label", default=None, help="default: USERSxITEMS")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--work", default=None, help="work directory (default: a new temporary one)")
-    ap.add_argument("--phase", choices=["all", "prepare", "job", "peer", "report"],
+    ap.add_argument("--phase", choices=["all", *PHASES, "report"],
                     default="all", help="run one phase in this process (the default runs each "
                     "in its own); report: the table from the phases' results in --work")  # fmt: skip
     args = ap.parse_args()
@@ -84,10 +91,11 @@ def main() -> None:
     if args.phase == "report":
         started = datetime.fromtimestamp((work / "prepare.json").stat().st_mtime, UTC)
         phases = {p: json.loads((work / f"{p}.json").read_text()) for p in PHASES}
-        return report(args, started, phases)
+        return report(args, work, started, phases)
     if args.phase != "all":
         load, t0 = os.getloadavg(), datetime.now(UTC)
-        facts = {"prepare": prepare, "job": job, "peer": peer}[args.phase](args, work)
+        run = {"prepare": prepare, "job": job, "peer-before": peer, "peer-after": peer}
+        facts = run[args.phase](args, work)
         facts["run"] = {"commit": git_facts(ROOT), "started_utc": t0.isoformat(timespec="seconds"),
                         "loadavg_at_start": load, "loadavg_at_end": os.getloadavg()}  # fmt: skip
         (work / f"{args.phase}.json").write_text(json.dumps(facts, indent=2, default=str))
@@ -98,7 +106,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, *sys.argv[1:], "--phase", phase, "--work", str(work)]
         subprocess.run(cmd, check=True)
         phases[phase] = json.loads((work / f"{phase}.json").read_text())
-    report(args, started, phases)
+    report(args, work, started, phases)
 
 
 def prepare(args: argparse.Namespace, work: Path) -> dict:
@@ -147,9 +155,34 @@ def prepare(args: argparse.Namespace, work: Path) -> dict:
             "peer_settings": settings, "peak_rss_mib": rss}  # fmt: skip
 
 
+def bench_campaign(args: argparse.Namespace):
+    from recsys.batch.campaign import Campaign
+
+    return Campaign.model_validate(
+        {"id": "bench", "offers": args.offers, "send_at": SEND_AT,
+         "exclude": {"bought_within_days": 30}, "frequency_cap": {"max_emails": 1, "days": 7},
+         **({} if args.no_exposure else {"exposure": {"group": "small_sellers"}})}
+    )  # fmt: skip
+
+
+def eligible(args: argparse.Namespace, work: Path, keys: list[str]) -> list[str]:
+    """The job's eligible audience, read from its consent store and send log as the job reads
+    them (its audience: every consent record and every customer with history)."""
+    from recsys.batch.campaign import epoch
+    from recsys.batch.offers import Audience
+    from recsys.batch.sendlog import SendLog
+    from recsys.privacy.consent import SQLiteConsentStore
+
+    campaign = bench_campaign(args)
+    store = SQLiteConsentStore(work / "state.sqlite")
+    everyone = sorted({*store.keys(), *keys})
+    send_log = SendLog(work / "state.sqlite")
+    audience = Audience(campaign, store, send_log, set(), epoch(campaign.send_at))
+    return audience.split(everyone)[0]
+
+
 def job(args: argparse.Namespace, work: Path) -> dict:
     """The e-mail job over the saved model, in a process of its own."""
-    from recsys.batch.campaign import Campaign
     from recsys.batch.offers import OffersJob
     from recsys.batch.sendlog import SendLog
     from recsys.privacy import Pseudonymizer
@@ -161,11 +194,7 @@ def job(args: argparse.Namespace, work: Path) -> dict:
     store = SQLiteConsentStore(work / "state.sqlite")
     model = Recommender.load(work / "model", pseudonymizer=ps, consent=store).model_
     rss["after_load"] = peak_rss_mib()
-    campaign = Campaign.model_validate(
-        {"id": "bench", "offers": args.offers, "send_at": "2026-11-23T08:00:00Z",
-         "exclude": {"bought_within_days": 30}, "frequency_cap": {"max_emails": 1, "days": 7},
-         **({} if args.no_exposure else {"exposure": {"group": "small_sellers"}})}
-    )  # fmt: skip
+    campaign = bench_campaign(args)
     out = work / "offers.parquet"
     with threadpool_limits(1):
         offers_job = OffersJob(
@@ -188,7 +217,7 @@ def job(args: argparse.Namespace, work: Path) -> dict:
 
 
 def peer(args: argparse.Namespace, work: Path) -> dict:
-    """Bare implicit's batch ``recommend`` over the customers the job gave offers to."""
+    """Bare implicit's batch ``recommend`` over the job's eligible customers with history."""
     import scipy.sparse as sp
     from implicit.cpu.als import AlternatingLeastSquares
 
@@ -199,9 +228,11 @@ def peer(args: argparse.Namespace, work: Path) -> dict:
     )
     model = AlternatingLeastSquares(**als_settings())
     model.user_factors, model.item_factors = saved["user_factors"], saved["item_factors"]
-    row_of = {k: i for i, k in enumerate(saved["keys"].tolist())}
-    offered = json.loads((work / "offered.json").read_text())
-    rows = np.array([row_of[k] for k in offered], dtype=np.int64)
+    keys = saved["keys"].tolist()
+    row_of = {k: i for i, k in enumerate(keys)}
+    customers = [k for k in eligible(args, work, keys) if k in row_of]
+    rows = np.array([row_of[k] for k in customers], dtype=np.int64)
+    (work / "peer-customers.json").write_text(json.dumps(customers))
     rss["after_load"] = peak_rss_mib()
     runs = []
     with threadpool_limits(1):
@@ -219,17 +250,22 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def report(args: argparse.Namespace, started: datetime, phases: dict) -> None:
+def report(args: argparse.Namespace, work: Path, started: datetime, phases: dict) -> None:
     import recsys
 
     recsys_dir = Path(recsys.__file__).resolve().parent
     label = args.label or f"{args.users}x{args.items}"
-    prep, jb, pr = phases["prepare"], phases["job"], phases["peer"]
+    prep, jb = phases["prepare"], phases["job"]
+    before, after = phases["peer-before"], phases["peer-after"]
     rep = jb["report"]
     job_s = jb["seconds"]
-    implicit_s = pr["batch_s"]
+    implicit_s = (before["batch_s"] + after["batch_s"]) / 2
     offers_per_s = rep["offers"] / job_s
-    implicit_items_per_s = pr["customers"] * args.offers / implicit_s
+    customers = before["customers"]
+    implicit_items_per_s = customers * args.offers / implicit_s
+    bracket = [offers_per_s * pr["batch_s"] / (customers * args.offers) for pr in (before, after)]
+    offered = set(json.loads((work / "offered.json").read_text()))
+    peers = set(json.loads((work / "peer-customers.json").read_text()))
     data = prep["data"]
     result = {
         "label": label,
@@ -253,16 +289,22 @@ def report(args: argparse.Namespace, started: datetime, phases: dict) -> None:
             "settings": prep["peer_settings"],
             "fit_s": prep["peer_fit_s"],
             "batch_s": implicit_s,
-            "batch_s_runs": pr["batch_s_runs"],
-            "customers": pr["customers"],
+            "batch_s_before": before["batch_s"],
+            "batch_s_after": after["batch_s"],
+            "batch_s_runs": {"before": before["batch_s_runs"], "after": after["batch_s_runs"]},
+            "customers": customers,
+            "customers_not_offered": len(peers - offered),
+            "offered_not_in_peer": len(offered - peers),
             "items_per_s": implicit_items_per_s,
-            "customers_per_s": pr["customers"] / implicit_s,
+            "customers_per_s": customers / implicit_s,
         },
         "ratio": offers_per_s / implicit_items_per_s,
+        "ratio_before_after": bracket,
         "peak_rss_mib": {p: phases[p]["peak_rss_mib"] for p in PHASES},
         "phases": {p: phases[p].get("run") for p in PHASES},
     }
-    peak = {p: max(phases[p]["peak_rss_mib"].values()) for p in ("prepare", "job", "peer")}
+    peak = {p: max(phases[p]["peak_rss_mib"].values()) for p in PHASES}
+    peak["peer"] = max(peak["peer-before"], peak["peer-after"])
     e = rep.get("exposure")
     lines = [
         f"Offers `{label}`: synthetic shop {data['users']:,} customers x {data['items']:,} items "
@@ -275,14 +317,20 @@ def report(args: argparse.Namespace, started: datetime, phases: dict) -> None:
         f"| offers (items) per second | {offers_per_s:,.0f} | {implicit_items_per_s:,.0f} | "
         f"{result['ratio']:.3f}x |",
         f"| customers per second | {rep['offered'] / job_s:,.0f} | "
-        f"{pr['customers'] / implicit_s:,.0f} | |",
-        f"| wall time (s) | {job_s:.1f} | {implicit_s:.2f} | |",
+        f"{customers / implicit_s:,.0f} | |",
+        f"| wall time (s) | {job_s:.1f} | {implicit_s:.2f} (before {before['batch_s']:.2f}, "
+        f"after {after['batch_s']:.2f}) | {bracket[0]:.3f}x-{bracket[1]:.3f}x |",
         f"| offers with a reason | {jb['with_reason']:,} of {rep['offers']:,} | none | |",
         f"| peak memory of the process (MiB) | {peak['job']:,.0f} | {peak['peer']:,.0f} | |",
         "",
         f"Preparing (shop generation, `fit`, saving; not part of the job): peak "
         f"{peak['prepare']:,.0f} MiB; recsys fit {prep['recsys_fit_s']:.0f}s, implicit fit "
         f"{prep['peer_fit_s']:.0f}s.",
+        "",
+        f"The peer ran over {customers:,} customers, right before the job and right after it; "
+        f"the ratio is against the mean of the two times. Of the peer's customers "
+        f"{len(peers - offered):,} were given no offers by the job; of the job's offered "
+        f"customers {len(offered - peers):,} are not among the peer's.",
     ]
     split = rep.get("phases")  # job reports before the phases were recorded have none
     if split:
