@@ -1,11 +1,13 @@
 """E-mail offers at scale: the `recsys offers` job against bare ``implicit`` batch ``recommend``
 over the same customers, both measured in the same run (issue #14).
 
-The run has three processes, as a shop has: ``prepare`` generates the synthetic shop, trains
-recsys (model directory + consent database, as ``recsys train`` leaves them) and fits the peer;
-``job`` loads the saved model in a fresh process and runs the e-mail job; ``peer`` loads the
-peer's factors and times its batch ``recommend``. Each reports its own peak memory, so the job's
-is what sending a campaign takes, not what generating a million customers took.
+Each phase is a process of its own, as a shop has them: ``prepare`` generates the synthetic
+shop, trains recsys (model directory + consent database, as ``recsys train`` leaves them) and
+fits the peer; ``customers`` writes the peer's customers (below); ``peer-before`` and
+``peer-after`` load the peer's factors and time its batch ``recommend``; ``job`` loads the saved
+model and runs the e-mail job. Each reports its own peak memory, so the job's is what sending a
+campaign takes, not what generating a million customers took, and the peer's holds nothing of
+recsys.
 
 What is compared (the ratio is recsys / implicit, the peer measured in this run):
 
@@ -18,14 +20,15 @@ What is compared (the ratio is recsys / implicit, the peer measured in this run)
 - implicit: ``AlternatingLeastSquares.recommend`` over the same customers at once (``N`` =
   offers per e-mail, already-liked items filtered): the job's eligible audience (e-mail and
   personalization consent, not capped; read from the same consent store and send log) that
-  has history, which is the set the job gives offers to (the report says how many differ). The
+  has history, which should be the set the job gives offers to (the report counts and warns
+  about any difference). The
   model is fitted with the settings of recsys's collaborative model (see
   ``_common.als_settings``) on the consenting users' weighted confidence matrix; the median of
   ``--implicit-repeats`` runs. No reasons, no re-ranking, no consent, no output file.
 - drift: the peer is timed twice, right before the job and right after it (``peer-before``,
   ``job``, ``peer-after``); the ratio is taken against the mean of the two, the time a drift
   that is steady over the run gives at its middle, and the two ratios it lies between are
-  reported too.
+  reported too. With ``--implicit-repeats 1`` each side of the bracket is one timing.
 - peak memory: each process's ``ru_maxrss`` after each of its phases (it only grows).
 
 BLAS runs with one thread on both sides. Results: a Markdown table on stdout and
@@ -67,7 +70,7 @@ from _common import (
 )
 
 SEND_AT = "2026-11-23T08:00:00Z"
-PHASES = ("prepare", "peer-before", "job", "peer-after")
+PHASES = ("prepare", "customers", "peer-before", "job", "peer-after")
 
 
 def main() -> None:
@@ -90,11 +93,20 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     if args.phase == "report":
         started = datetime.fromtimestamp((work / "prepare.json").stat().st_mtime, UTC)
+        missing = [p for p in PHASES if not (work / f"{p}.json").exists()]
+        if missing:
+            raise SystemExit(
+                f"{work}: no results of phase(s) {', '.join(missing)}; run them first with "
+                f"--work {work} --phase NAME (a work directory from before the peer was timed "
+                "before and after the job has peer.json instead: rerun customers, peer-before, "
+                "job and peer-after)"
+            )
         phases = {p: json.loads((work / f"{p}.json").read_text()) for p in PHASES}
         return report(args, work, started, phases)
     if args.phase != "all":
         load, t0 = os.getloadavg(), datetime.now(UTC)
-        run = {"prepare": prepare, "job": job, "peer-before": peer, "peer-after": peer}
+        run = {"prepare": prepare, "customers": customers, "job": job, "peer-before": peer,
+               "peer-after": peer}  # fmt: skip
         facts = run[args.phase](args, work)
         facts["run"] = {"commit": git_facts(ROOT), "started_utc": t0.isoformat(timespec="seconds"),
                         "loadavg_at_start": load, "loadavg_at_end": os.getloadavg()}  # fmt: skip
@@ -169,16 +181,29 @@ def eligible(args: argparse.Namespace, work: Path, keys: list[str]) -> list[str]
     """The job's eligible audience, read from its consent store and send log as the job reads
     them (its audience: every consent record and every customer with history)."""
     from recsys.batch.campaign import epoch
-    from recsys.batch.offers import Audience
+    from recsys.batch.offers import Audience, read_suppression
     from recsys.batch.sendlog import SendLog
+    from recsys.privacy import Pseudonymizer
     from recsys.privacy.consent import SQLiteConsentStore
 
     campaign = bench_campaign(args)
     store = SQLiteConsentStore(work / "state.sqlite")
     everyone = sorted({*store.keys(), *keys})
     send_log = SendLog(work / "state.sqlite")
-    audience = Audience(campaign, store, send_log, set(), epoch(campaign.send_at))
+    path = campaign.suppression_path()
+    suppressed = read_suppression(path, Pseudonymizer(PSEUDONYM_KEY)) if path else set()
+    audience = Audience(campaign, store, send_log, suppressed, epoch(campaign.send_at))
     return audience.split(everyone)[0]
+
+
+def customers(args: argparse.Namespace, work: Path) -> dict:
+    """The peer's customers, once for both of its timings: the job's eligible audience with a
+    row in the peer's matrix (``peer-customers.json``)."""
+    keys = np.load(work / "peer.npz")["keys"].tolist()
+    rows = set(keys)
+    chosen = [k for k in eligible(args, work, keys) if k in rows]
+    (work / "peer-customers.json").write_text(json.dumps(chosen))
+    return {"customers": len(chosen), "peak_rss_mib": {"end": peak_rss_mib()}}
 
 
 def job(args: argparse.Namespace, work: Path) -> dict:
@@ -228,11 +253,9 @@ def peer(args: argparse.Namespace, work: Path) -> dict:
     )
     model = AlternatingLeastSquares(**als_settings())
     model.user_factors, model.item_factors = saved["user_factors"], saved["item_factors"]
-    keys = saved["keys"].tolist()
-    row_of = {k: i for i, k in enumerate(keys)}
-    customers = [k for k in eligible(args, work, keys) if k in row_of]
-    rows = np.array([row_of[k] for k in customers], dtype=np.int64)
-    (work / "peer-customers.json").write_text(json.dumps(customers))
+    row_of = {k: i for i, k in enumerate(saved["keys"].tolist())}
+    chosen = json.loads((work / "peer-customers.json").read_text())
+    rows = np.array([row_of[k] for k in chosen], dtype=np.int64)
     rss["after_load"] = peak_rss_mib()
     runs = []
     with threadpool_limits(1):
@@ -266,6 +289,12 @@ def report(args: argparse.Namespace, work: Path, started: datetime, phases: dict
     bracket = [offers_per_s * pr["batch_s"] / (customers * args.offers) for pr in (before, after)]
     offered = set(json.loads((work / "offered.json").read_text()))
     peers = set(json.loads((work / "peer-customers.json").read_text()))
+    if not before["customers"] == after["customers"] == len(peers):
+        raise SystemExit("the peer's two timings ran over different customers: rerun both")
+    if peers != offered:
+        log(f"WARNING: the peer's customers differ from the job's offered ones: "
+            f"{len(peers - offered):,} not offered, {len(offered - peers):,} offered but "
+            "not the peer's; the ratio compares different sets")  # fmt: skip
     data = prep["data"]
     result = {
         "label": label,
@@ -319,7 +348,7 @@ def report(args: argparse.Namespace, work: Path, started: datetime, phases: dict
         f"| customers per second | {rep['offered'] / job_s:,.0f} | "
         f"{customers / implicit_s:,.0f} | |",
         f"| wall time (s) | {job_s:.1f} | {implicit_s:.2f} (before {before['batch_s']:.2f}, "
-        f"after {after['batch_s']:.2f}) | {bracket[0]:.3f}x-{bracket[1]:.3f}x |",
+        f"after {after['batch_s']:.2f}) | before {bracket[0]:.3f}x, after {bracket[1]:.3f}x |",
         f"| offers with a reason | {jb['with_reason']:,} of {rep['offers']:,} | none | |",
         f"| peak memory of the process (MiB) | {peak['job']:,.0f} | {peak['peer']:,.0f} | |",
         "",
