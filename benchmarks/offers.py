@@ -284,9 +284,9 @@ def report(args: argparse.Namespace, work: Path, started: datetime, phases: dict
     job_s = jb["seconds"]
     implicit_s = (before["batch_s"] + after["batch_s"]) / 2
     offers_per_s = rep["offers"] / job_s
-    customers = before["customers"]
-    implicit_items_per_s = customers * args.offers / implicit_s
-    bracket = [offers_per_s * pr["batch_s"] / (customers * args.offers) for pr in (before, after)]
+    n_peer = before["customers"]
+    implicit_items_per_s = n_peer * args.offers / implicit_s
+    bracket = [offers_per_s * pr["batch_s"] / (n_peer * args.offers) for pr in (before, after)]
     offered = set(json.loads((work / "offered.json").read_text()))
     peers = set(json.loads((work / "peer-customers.json").read_text()))
     if not before["customers"] == after["customers"] == len(peers):
@@ -321,11 +321,11 @@ def report(args: argparse.Namespace, work: Path, started: datetime, phases: dict
             "batch_s_before": before["batch_s"],
             "batch_s_after": after["batch_s"],
             "batch_s_runs": {"before": before["batch_s_runs"], "after": after["batch_s_runs"]},
-            "customers": customers,
+            "customers": n_peer,
             "customers_not_offered": len(peers - offered),
             "offered_not_in_peer": len(offered - peers),
             "items_per_s": implicit_items_per_s,
-            "customers_per_s": customers / implicit_s,
+            "customers_per_s": n_peer / implicit_s,
         },
         "ratio": offers_per_s / implicit_items_per_s,
         "ratio_before_after": bracket,
@@ -345,8 +345,7 @@ def report(args: argparse.Namespace, work: Path, started: datetime, phases: dict
         "| --- | ---: | ---: | ---: |",
         f"| offers (items) per second | {offers_per_s:,.0f} | {implicit_items_per_s:,.0f} | "
         f"{result['ratio']:.3f}x |",
-        f"| customers per second | {rep['offered'] / job_s:,.0f} | "
-        f"{customers / implicit_s:,.0f} | |",
+        f"| customers per second | {rep['offered'] / job_s:,.0f} | {n_peer / implicit_s:,.0f} | |",
         f"| wall time (s) | {job_s:.1f} | {implicit_s:.2f} (before {before['batch_s']:.2f}, "
         f"after {after['batch_s']:.2f}) | before {bracket[0]:.3f}x, after {bracket[1]:.3f}x |",
         f"| offers with a reason | {jb['with_reason']:,} of {rep['offers']:,} | none | |",
@@ -356,7 +355,7 @@ def report(args: argparse.Namespace, work: Path, started: datetime, phases: dict
         f"{peak['prepare']:,.0f} MiB; recsys fit {prep['recsys_fit_s']:.0f}s, implicit fit "
         f"{prep['peer_fit_s']:.0f}s.",
         "",
-        f"The peer ran over {customers:,} customers, right before the job and right after it; "
+        f"The peer ran over {n_peer:,} customers, right before the job and right after it; "
         f"the ratio is against the mean of the two times. Of the peer's customers "
         f"{len(peers - offered):,} were given no offers by the job; of the job's offered "
         f"customers {len(offered - peers):,} are not among the peer's.",
