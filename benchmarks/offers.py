@@ -21,10 +21,9 @@ What is compared (the ratio is recsys / implicit, the peer measured in this run)
   offers per e-mail, already-liked items filtered): the job's eligible audience (e-mail and
   personalization consent, not capped; read from the same consent store and send log) that
   has history, which should be the set the job gives offers to (the report counts and warns
-  about any difference). The
-  model is fitted with the settings of recsys's collaborative model (see
-  ``_common.als_settings``) on the consenting users' weighted confidence matrix; the median of
-  ``--implicit-repeats`` runs. No reasons, no re-ranking, no consent, no output file.
+  about any difference). The model is fitted with the settings of recsys's collaborative model
+  (see ``_common.als_settings``) on the consenting users' weighted confidence matrix; the
+  median of ``--implicit-repeats`` runs. No reasons, no re-ranking, no consent, no output file.
 - drift: the peer is timed twice, right before the job and right after it (``peer-before``,
   ``job``, ``peer-after``); the ratio is taken against the mean of the two, the time a drift
   that is steady over the run gives at its middle, and the two ratios it lies between are
@@ -53,9 +52,13 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+
+if TYPE_CHECKING:
+    from recsys.batch.campaign import Campaign
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
@@ -167,7 +170,8 @@ def prepare(args: argparse.Namespace, work: Path) -> dict:
             "peer_settings": settings, "peak_rss_mib": rss}  # fmt: skip
 
 
-def bench_campaign(args: argparse.Namespace):
+def bench_campaign(args: argparse.Namespace) -> Campaign:
+    """The benchmark's campaign: the job runs it, the peer's customers are its audience."""
     from recsys.batch.campaign import Campaign
 
     return Campaign.model_validate(
