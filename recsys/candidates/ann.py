@@ -83,7 +83,15 @@ class AnnIndex:
         if size == 0 or n <= 0 or not np.any(vector):
             return np.empty(0, dtype=np.int64)
         share = max(np.count_nonzero(allowed) / len(allowed), 1e-3)  # = allowed.mean()
-        return self._attempts(vector, n, allowed, min(size, int(np.ceil(n / share)) + 16), 3)
+        return self._attempts(vector, n, allowed, int(self._want(n, np.array([share]))[0]), 3)
+
+    def _want(self, n: int, share: np.ndarray) -> np.ndarray:
+        """How many items to ask the graph for, per user whose ``share`` of items is allowed:
+        enough for ``n`` allowed ones and a margin, and never fewer than ``ef`` (the graph
+        searches ``max(ef, k)`` anyway, so asking for ``ef`` costs nothing more): most users of
+        a common catalogue then ask for the same number and share one graph call."""
+        want = np.maximum(np.ceil(n / share).astype(np.int64) + 16, self.ef)
+        return np.minimum(len(self), want)
 
     def _attempts(
         self, vector: np.ndarray, n: int, allowed: np.ndarray, want: int, tries: int
@@ -111,48 +119,44 @@ class AnnIndex:
         self, vectors: np.ndarray, n: int, allowed: np.ndarray
     ) -> list[np.ndarray | None]:
         """:meth:`search` for a block of users (``vectors``: users x factors; ``allowed``:
-        users x items), the same items for each. The users whose first request stays within
-        ``ef`` share one graph call: hnswlib searches ``max(ef, k)`` and returns the nearest
-        ``k`` of it, nearest first, so a user's own shorter answer is the head of the longer
-        one, unless a distance ties across the cut (which tied item a shorter answer keeps is
-        not fixed); such users, and the others, are searched one by one."""
+        users x items), the same items for each. Users asking for the same number of items
+        share one graph call, round by round (a user with too few allowed items among its
+        answer asks again for four times as many, as :meth:`search` does): hnswlib answers
+        each query of a call as it would alone, so sharing changes nothing. :meth:`_want`
+        makes most users of a common catalogue ask for the same number."""
         size = len(self)
-        out: list[np.ndarray | None] = [None] * len(vectors)
         if size == 0 or n <= 0:
             return [np.empty(0, dtype=np.int64) for _ in range(len(vectors))]
+        out: list[np.ndarray | None] = [np.empty(0, dtype=np.int64)] * len(vectors)
         # per row: count_nonzero over a whole row is far faster than along an axis
         count = np.array([np.count_nonzero(row) for row in allowed], dtype=np.float64)
-        share = np.maximum(count / allowed.shape[1], 1e-3)
-        want = np.minimum(size, np.ceil(n / share).astype(np.int64) + 16)
-        live = np.any(vectors, axis=1)
-        together = np.flatnonzero(live & (want <= self.ef))
-        labels = dist = np.empty((0, 0))
-        k = int(want[together].max()) if len(together) else 0
-        if len(together):
-            try:
-                labels, dist = self.index.knn_query(
-                    np.ascontiguousarray(vectors[together], dtype=np.float32), k=k
-                )
-            except RuntimeError as exc:  # one user the graph cannot answer: all one by one
-                if "Cannot return the results" not in str(exc):
-                    raise
-                together = together[:0]
-        tried = np.zeros(len(vectors), dtype=bool)
-        for row, p in enumerate(together.tolist()):
-            w = int(want[p])
-            if w < k and not dist[row, w - 1] < dist[row, w]:
-                continue  # a tie across the cut (or NaN): this user's own search decides
-            found = labels[row, :w].astype(np.int64)
-            found = found[allowed[p, found]]
-            if len(found) >= n or w == size:
-                out[p] = found[:n]
-            else:  # too few allowed among them: the next requests, as search would make
-                want[p], tried[p] = min(size, w * 4), True
-        for p in range(len(vectors)):
-            if not live[p]:
-                out[p] = np.empty(0, dtype=np.int64)
-            elif out[p] is None:
-                out[p] = self._attempts(vectors[p], n, allowed[p], int(want[p]), 3 - int(tried[p]))
+        want = self._want(n, np.maximum(count / allowed.shape[1], 1e-3))
+        pending = np.flatnonzero(np.any(vectors, axis=1)).tolist()  # no vector: no items
+        for attempt in range(3):
+            groups: dict[int, list[int]] = {}
+            for p in pending:
+                groups.setdefault(int(want[p]), []).append(p)
+            pending = []
+            for w, members in groups.items():
+                try:
+                    labels, _ = self.index.knn_query(
+                        np.ascontiguousarray(vectors[members], dtype=np.float32), k=w
+                    )
+                except RuntimeError as exc:  # a user the graph cannot answer: one by one
+                    if "Cannot return the results" not in str(exc):
+                        raise
+                    for p in members:
+                        out[p] = self._attempts(vectors[p], n, allowed[p], w, 3 - attempt)
+                    continue
+                for row, p in enumerate(members):
+                    found = labels[row].astype(np.int64)
+                    found = found[allowed[p, found]]
+                    out[p] = found[:n]
+                    if len(found) < n and w < size:  # too few allowed: ask for more
+                        want[p] = min(size, w * 4)
+                        pending.append(p)
+            if not pending:
+                break
         return out
 
     def update(self, items: np.ndarray, item_factors: np.ndarray) -> None:

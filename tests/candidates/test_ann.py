@@ -104,7 +104,7 @@ def test_a_block_search_gives_each_user_what_a_search_alone_gives() -> None:
 
 def test_a_block_search_with_tied_distances_gives_what_a_search_alone_gives() -> None:
     """Equal distances (here every vector four times): which tied item a shorter answer keeps is
-    hnswlib's choice, so a user whose cut falls inside a tie is searched alone."""
+    hnswlib's choice, so users share a graph call only with users asking for as many items."""
     rng = np.random.default_rng(4)
     Y = np.repeat(rng.normal(size=(300, 16)).astype(np.float32), 4, axis=0)
     index = AnnIndex.build(Y, ef=128)
@@ -119,3 +119,33 @@ def test_a_block_search_with_tied_distances_gives_what_a_search_alone_gives() ->
     together = index.search_many(vectors, 20, allowed)
     for a, b in zip(alone, together, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def test_users_asking_for_as_many_items_share_one_graph_call() -> None:
+    """A block whose users ask for the same number (most users: never fewer than ``ef``) costs
+    one graph call, and a user with too few allowed items one more, shared with its like."""
+    index, Y = _small_skewed_index(ef=64)
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(20, 32)).astype(np.float32)
+    allowed = np.ones((20, len(Y)), dtype=bool)
+    for p in (4, 9):  # their nearest are not allowed: a second request, four times as large
+        allowed[p, np.argsort(-(Y @ vectors[p]))[:60]] = False
+    calls: list[int] = []
+
+    class Counted:
+        def __init__(self, graph) -> None:
+            self.graph = graph
+
+        def __getattr__(self, name: str):
+            return getattr(self.graph, name)
+
+        def knn_query(self, data, k, **kw):
+            calls.append(len(data))
+            return self.graph.knn_query(data, k=k, **kw)
+
+    alone = [index.search(v, 40, a) for v, a in zip(vectors, allowed, strict=True)]
+    index.index = Counted(index.index)
+    together = index.search_many(vectors, 40, allowed)
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert calls == [20, 2]
