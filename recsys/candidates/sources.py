@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 
 from recsys.candidates.content import ContentSource
-from recsys.features.context import TRENDING_DAYS, FeatureContext, UserBlock
+from recsys.features.context import FeatureContext, UserBlock
 from recsys.features.history import DAY
 
 
@@ -187,14 +187,10 @@ def trending_list(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """The non-personalized source: the shop's most chosen in-stock items in the trending window
     (the same list for everyone at the same time). Returns items, their counts, and the day."""
-    # ranked by the shop-wide numbers its reasons state, when the model has them
-    counts, day = (
-        ctx.shop.trending(as_of, TRENDING_DAYS) if ctx.shop is not None else ctx.trending(as_of)
-    )
-    counts = counts.astype(float)
-    allowed = ctx.catalog.in_stock & (counts > 0)
+    counts, ranked, day = ctx.trending_ranked(as_of)
+    allowed = ctx.catalog.in_stock
     if exclude is not None and len(exclude):
+        allowed = allowed.copy()
         allowed[exclude[exclude >= 0]] = False
-    idx = np.flatnonzero(allowed)
-    idx = idx[np.lexsort((ctx.catalog.items.ids[idx].astype(str), -counts[idx]))][:k]
+    idx = ranked[allowed[ranked]][:k]
     return idx, counts[idx], day

@@ -46,7 +46,7 @@ class FeatureContext:
     """Users x items: every item each user interacted with in the retention window (the seen
     memory; None: only the history the model learned from)."""
     _trend_cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
-    _rank_cache: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False)
+    _rank_cache: dict[object, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.cooc is None:
@@ -134,6 +134,28 @@ class FeatureContext:
             some = np.flatnonzero(counts > 0)
             hit = self._rank_cache[day] = (some, some[np.argsort(-counts[some], kind="stable")])
         return hit
+
+    def trending_ranked(self, as_of: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """What the non-personalized list ranks by: per item its trending count (the shop-wide
+        numbers its reasons state, when the model has them); the items with a count, most
+        chosen first (ties by item id: the same list whichever items are left out); the day.
+        The order is computed once per day, not once per visitor."""
+        counts, day = (
+            self.shop.trending(as_of, TRENDING_DAYS)
+            if self.shop is not None
+            else self.trending(as_of)
+        )
+        hit = self._rank_cache.get(("by_id", day))
+        if hit is None or hit[0] is not counts:  # the shop's numbers are cached by day too
+            some = np.flatnonzero(counts > 0)
+            ids = self.catalog.items.ids[some].astype(str)
+            order = some[np.lexsort((ids, -counts[some]))]
+            as_float = counts.astype(float)
+            as_float.setflags(write=False)  # shared by every visitor of the day
+            if len(self._rank_cache) > 64:  # a long-running server sees a new day each day
+                self._rank_cache.clear()
+            hit = self._rank_cache[("by_id", day)] = (counts, as_float, order)
+        return hit[1], hit[2], day
 
     @cached_property
     def has_ratings(self) -> bool:
