@@ -9,10 +9,17 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
-from recsys.explain.reasons import BlockEvidence, EvidenceTable, Sensitivity, build_reason
+from recsys.explain.reasons import (
+    BlockEvidence,
+    EvidenceTable,
+    GroupOrder,
+    Sensitivity,
+    build_reason,
+)
 from recsys.explain.rules import ReasonRules
 from recsys.explain.templates import MESSAGES, render
 from recsys.features.context import FeatureContext, UserState
@@ -51,32 +58,48 @@ class Explainer:
     _title_keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     """Memo of each cited item's title as reasons compare them (see :func:`build_reason`)."""
 
+    @cached_property
+    def _groups(self) -> GroupOrder:
+        return GroupOrder.of(self.features)
+
     def __call__(self, ctx: FeatureContext, st: UserState, items: ItemList) -> ItemList:
         """Adds a ``reason`` column; reads ``attributions`` and ``stage``."""
-        return self._explain(ctx, st, items, EvidenceTable(ctx, st, items.items))
+        order = self._groups.rank(items.column("attributions"))
+        return self._explain(ctx, st, items, EvidenceTable(ctx, st, items.items), order)
 
     def many(
         self, ctx: FeatureContext, states: Sequence[UserState], lists: Sequence[ItemList]
     ) -> list[ItemList]:
-        """:meth:`__call__` for a block of users' lists: evidence that array look-ups give is
-        computed for the whole block at once (the same facts as list by list)."""
+        """:meth:`__call__` for a block of users' lists: evidence that array look-ups give, and
+        the order the templates speak in, are computed for the whole block at once (the same
+        facts as list by list)."""
         block = BlockEvidence(ctx, states, [lst.items for lst in lists])
-        return [
-            self._explain(ctx, st, lst, EvidenceTable(ctx, st, lst.items, block, p))
-            for p, (st, lst) in enumerate(zip(states, lists, strict=True))
-        ]
+        phi = [lst.column("attributions") for lst in lists if len(lst)]
+        order = self._groups.rank(np.concatenate(phi)) if phi else []
+        out, at = [], 0
+        for p, (st, lst) in enumerate(zip(states, lists, strict=True)):
+            table = EvidenceTable(ctx, st, lst.items, block, p)
+            out.append(self._explain(ctx, st, lst, table, order[at : at + len(lst)]))
+            at += len(lst)
+        return out
 
     def _explain(
-        self, ctx: FeatureContext, st: UserState, items: ItemList, table: EvidenceTable
+        self,
+        ctx: FeatureContext,
+        st: UserState,
+        items: ItemList,
+        table: EvidenceTable,
+        order: list[list[int]],
     ) -> ItemList:
         phi = items.column("attributions")
         stages = items.column("stage") if "stage" in items else [Stage.RANKER] * len(items)
         groups = items.column("group") if "group" in items else [None] * len(items)
         reasons = np.empty(len(items), dtype=object)
+        speak = self._groups
         for r, (i, stage) in enumerate(zip(items.items.tolist(), stages, strict=True)):
             reasons[r] = self.reason(
                 ctx, st, i, phi[r], _STAGES.get(stage) or Stage(stage), groups[r],
-                lambda f, r=r: table.get(f, r),
+                lambda f, r=r: table.get(f, r), (speak, order[r]),
             )  # fmt: skip
         return items.with_column("reason", reasons)
 
@@ -89,12 +112,14 @@ class Explainer:
         stage: Stage = Stage.RANKER,
         group: str | None = None,
         evidence_of: Callable[[Feature], tuple[Evidence, ...]] | None = None,
+        speaking: tuple[GroupOrder, list[int]] | None = None,
     ) -> Reason:
         reason = build_reason(
             ctx, st, item, self.features, phi, self.sensitivity, self.titles,
             max_clauses=self.max_clauses,
             skip_facts=_NO_SHARE if stage == Stage.CALIBRATION else _NOTHING,
             evidence_of=evidence_of, rules=self.rules, title_keys=self._title_keys,
+            speaking=speaking,
         )  # fmt: skip
         if stage == Stage.RANKER:
             return reason

@@ -116,6 +116,41 @@ class EvidenceTable:
         return hit
 
 
+@dataclass(frozen=True)
+class GroupOrder:
+    """The order in which an item's reason templates may speak: largest total positive
+    attribution first (ties: the template whose first such feature comes first), computed for
+    the items of a whole block at once, with the same sums :func:`build_reason` would make."""
+
+    members: tuple[tuple[int, ...], ...]
+    """Per template (in order of first appearance among the features), its features' indices."""
+
+    @classmethod
+    def of(cls, features: Sequence[Feature]) -> GroupOrder:
+        groups: dict[str, list[int]] = {}
+        for j, f in enumerate(features):
+            groups.setdefault(f.group, []).append(j)
+        return cls(tuple(tuple(m) for m in groups.values()))
+
+    def rank(self, phi: np.ndarray) -> list[list[int]]:
+        """Per row of ``phi`` (items x features): the templates with a positive attribution,
+        in speaking order."""
+        phi = np.asarray(phi, dtype=np.float64)
+        n, width = len(phi), phi.shape[1] if phi.ndim == 2 else 0
+        total = np.zeros((n, len(self.members)))
+        first = np.full((n, len(self.members)), width)
+        pos = phi > 0
+        vals = np.where(pos, phi, 0.0)
+        for g, members in enumerate(self.members):
+            for j in members:  # left to right from 0.0, as a loop would add (+ 0.0 changes nothing)
+                total[:, g] += vals[:, j]
+            for j in reversed(members):
+                first[:, g] = np.where(pos[:, j], j, first[:, g])
+        has = first < width
+        order = np.lexsort((first, np.where(has, -total, np.inf)), axis=-1)
+        return [row[:c] for row, c in zip(order.tolist(), has.sum(axis=1).tolist(), strict=True)]
+
+
 def build_reason(
     ctx: FeatureContext,
     st: UserState,
@@ -130,20 +165,21 @@ def build_reason(
     evidence_of: Callable[[Feature], tuple[Evidence, ...]] | None = None,
     rules: ReasonRules | None = None,
     title_keys: dict[str, str] | None = None,
+    speaking: tuple[GroupOrder, list[int]] | None = None,
 ) -> Reason:
     """A sentence from the item's largest positive attributions, grouped by template.
 
     A group speaks only through its features with a positive attribution, and only when its
     evidence supports a sentence that reveals nothing sensitive; otherwise the next group speaks.
-    ``title_keys`` memoizes :func:`_title_key` across calls (the explainer passes one per model).
+    ``title_keys`` memoizes :func:`_title_key` across calls (the explainer passes one per model);
+    ``speaking``: the templates' order for this item, computed for a block (:class:`GroupOrder`).
     """
     # plain floats: the same values and sums as numpy's float64 scalars, far cheaper to read
     phi = attributions.tolist() if _is_f64(attributions) else attributions
-    groups: dict[str, list[int]] = {}
-    for j, f in enumerate(features):
-        if phi[j] > 0:
-            groups.setdefault(f.group, []).append(j)
-    order = sorted(groups, key=lambda g: -_total(phi, groups[g]))
+    if speaking is None:
+        groups = GroupOrder.of(features)
+        speaking = groups, groups.rank(np.array([phi]))[0]
+    members = speaking[0].members
     rules = rules or ReasonRules()
     keys = {} if title_keys is None else title_keys
     own_id = str(ctx.catalog.items.ids[item])
@@ -156,8 +192,8 @@ def build_reason(
     # the recommended item's own title
     used = set(skip_facts)
     cited: set[str] = set()
-    for g in order:
-        idx = groups[g]
+    for g in speaking[1]:
+        idx = [j for j in members[g] if phi[j] > 0]
         if len(idx) > 1:
             idx = sorted(idx, key=lambda j: -phi[j])
         f = features[idx[0]]
@@ -202,14 +238,6 @@ def build_reason(
 
 def _is_f64(a: object) -> bool:
     return isinstance(a, np.ndarray) and a.dtype == np.float64
-
-
-def _total(phi: Sequence[float], idx: list[int]) -> float:
-    """Left-to-right sum (as ``sum`` over numpy scalars: no compensated float summation)."""
-    t = 0.0
-    for j in idx:
-        t += phi[j]
-    return t
 
 
 def _title_key_memo(keys: dict[str, str], titles: dict[str, str], item_id: str) -> str:
