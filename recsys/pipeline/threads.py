@@ -27,8 +27,11 @@ def blas_threads(n: int | None = 1) -> Iterator[None]:
         return
     with _lock:
         if _users == 0:
-            _controller = _controller or ThreadpoolController()
-            _saved = _controller.limit(limits=n, user_api="blas")
+            _controller = _controller or ThreadpoolController().select(user_api="blas")
+            # a process that runs BLAS with n threads anyway (OPENBLAS_NUM_THREADS=1) needs no
+            # limit: reading the setting is cheap, setting and restoring it per request is not
+            if any(lib.num_threads != n for lib in _controller.lib_controllers):
+                _saved = _controller.limit(limits=n)
         _users += 1
     try:
         yield
