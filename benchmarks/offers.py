@@ -368,6 +368,10 @@ def report(args: argparse.Namespace, work: Path, started: datetime, phases: dict
     if split:
         parts = ", ".join(f"{k} {v:.1f}s" for k, v in split.items())
         lines += ["", f"The job's own seconds by phase: {parts}."]
+        within = rep.get("within")  # the bookkeeping inside the phases (newer reports)
+        if within:
+            parts = ", ".join(f"{k} {v:.1f}s" for k, v in within.items())
+            lines[-1] += f" Of which bookkeeping: {parts} (the rest of the chunks is scoring)."
     if e:
         lines += ["", f"Small sellers' exposure: {e['share']:.1%} (target {e['target']:.1%})."]
     table_md = "\n".join(lines)

@@ -83,6 +83,11 @@ class RunReport:
     phases: dict[str, float] = field(default_factory=dict)
     """Seconds of ``seconds`` per phase: ``plan`` (audience, exposure calibration; or reading a
     killed job's plan), ``chunks`` (scoring and checkpointing), ``merge`` (the output file)."""
+    within: dict[str, float] = field(default_factory=dict)
+    """Seconds spent inside the phases on the job's own bookkeeping: ``eligibility`` (consent
+    store, send log and suppression list, per chunk), ``checkpoints`` (writing each finished
+    chunk) and ``recheck`` (consent read again before the merge); the rest of ``chunks`` is
+    scoring, of ``merge`` the output file."""
     preview: str | None = None
     exposure: dict[str, Any] | None = None
     recorded_sends: int = 0
@@ -103,6 +108,10 @@ class RunReport:
                 lines.append(f"  skipped {reason.replace('_', ' ')}: {self.skipped[reason]:,}")
         if self.phases:
             lines.append("  time: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.phases.items()))
+        if self.within:
+            lines.append(
+                "  of which: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.within.items())
+            )
         if self.exposure:
             e = self.exposure
             lines.append(f"  exposure of {e['group']}: {e['share']:.1%} (target {e['target']:.1%})")
@@ -294,13 +303,16 @@ class OffersJob:
         audience = self._audience(plan["send_at"])
         sizes: dict[int, int] = {}
         pre: dict[int, Counter[str]] = {}
+        within = {"eligibility": 0.0, "checkpoints": 0.0}
 
         def tasks() -> Iterator[ChunkTask]:
             for i in range(n_chunks):
                 if i in done:
                     continue
                 chunk = keys[i * self.chunk_size : (i + 1) * self.chunk_size]
+                t = time.perf_counter()
                 eligible, consent, skips = audience.split(chunk)
+                within["eligibility"] += time.perf_counter() - t
                 sizes[i], pre[i] = len(chunk), skips
                 yield ChunkTask(i, tuple(eligible), consent)
 
@@ -310,10 +322,12 @@ class OffersJob:
             disable=not self.progress, file=sys.stderr, smoothing=0.1,
         ) as bar:  # fmt: skip
             for res in self.engine.run(self.model, spec, tasks()):
+                t = time.perf_counter()
                 self._write_chunk(res, pre.pop(res.index), sizes[res.index])
+                within["checkpoints"] += time.perf_counter() - t
                 bar.update(sizes.pop(res.index))
         phases = {"plan": planned - started, "chunks": time.perf_counter() - planned}
-        return self.finish(plan, n_chunks, resumed, started, phases)
+        return self.finish(plan, n_chunks, resumed, started, phases, within)
 
     # --- finish -------------------------------------------------------------------------------
     def finish(
@@ -323,9 +337,12 @@ class OffersJob:
         resumed: int,
         started: float,
         phases: dict[str, float] | None = None,
+        within: dict[str, float] | None = None,
     ) -> RunReport:
         """Merge the chunks in order into the output, then report, preview, send log.
-        ``phases``: the seconds of the phases before the merge, which the report adds to."""
+        ``phases``: the seconds of the phases before the merge, which the report adds to;
+        ``within``: the bookkeeping seconds inside them (:attr:`RunReport.within`)."""
+        within = dict(within or {})
         skips: Counter[str] = Counter()
         customers = 0
         for i in range(n_chunks):
@@ -337,7 +354,9 @@ class OffersJob:
         for i in range(n_chunks):
             keys = pc.unique(pq.read_table(self.chunk_path(i), columns=["pseudonym"])[0])
             keys = keys.to_pylist()
+            t = time.perf_counter()
             still, _, _ = audience.split(keys)  # a withdrawal during the run wins
+            within["recheck"] = within.get("recheck", 0.0) + time.perf_counter() - t
             skips["consent_withdrawn_during_run"] += len(keys) - len(still)
             offered.append(still)
         offered_keys = [k for still in offered for k in still]
@@ -365,7 +384,7 @@ class OffersJob:
             campaign=self.campaign.id, customers=customers, offered=len(offered_keys),
             offers=n_offers, skipped={r: skips.get(r, 0) for r in SKIP_REASONS},
             chunks=n_chunks, chunks_resumed=resumed, engine=self.engine.name,
-            seconds=ended - started, output=str(self.out), phases=phases,
+            seconds=ended - started, output=str(self.out), phases=phases, within=within,
         )  # fmt: skip
         if group and self.campaign.exposure is not None:
             from recsys.batch.exposure import ExposureController

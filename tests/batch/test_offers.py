@@ -138,6 +138,12 @@ def test_the_report_splits_the_run_time_by_phase(local_run) -> None:
     assert list(phases) == ["plan", "chunks", "merge"]
     assert all(v >= 0 for v in phases.values())
     assert sum(phases.values()) == pytest.approx(report["seconds"], abs=1e-6)
+    # the job's own bookkeeping, inside the phases it belongs to
+    within = report["within"]
+    assert list(within) == ["eligibility", "checkpoints", "recheck"]
+    assert all(v > 0 for v in within.values())
+    assert within["eligibility"] + within["checkpoints"] <= phases["chunks"]
+    assert within["recheck"] <= phases["merge"]
 
 
 def test_exclusions_hold(shop_env, local_run, fitted) -> None:
