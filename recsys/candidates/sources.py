@@ -193,4 +193,4 @@ def trending_list(
         allowed = allowed.copy()
         allowed[exclude[exclude >= 0]] = False
     idx = ranked[allowed[ranked]][:k]
-    return idx, counts[idx], day
+    return idx, counts[idx].astype(float), day
