@@ -371,7 +371,9 @@ def report(args: argparse.Namespace, work: Path, started: datetime, phases: dict
         within = rep.get("within")  # the bookkeeping inside the phases (newer reports)
         if within:
             parts = ", ".join(f"{k} {v:.1f}s" for k, v in within.items())
-            lines[-1] += f" Of which bookkeeping: {parts} (the rest of the chunks is scoring)."
+            lines[-1] += (
+                f" Of which bookkeeping: {parts} (the rest of the chunks is scoring, on the local engine)."
+            )
     if e:
         lines += ["", f"Small sellers' exposure: {e['share']:.1%} (target {e['target']:.1%})."]
     table_md = "\n".join(lines)

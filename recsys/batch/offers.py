@@ -87,7 +87,8 @@ class RunReport:
     """Seconds spent inside the phases on the job's own bookkeeping: ``eligibility`` (consent
     store, send log and suppression list, per chunk), ``checkpoints`` (writing each finished
     chunk) and ``recheck`` (consent read again before the merge); the rest of ``chunks`` is
-    scoring, of ``merge`` the output file."""
+    scoring (on Dask, also the cluster's start and waiting for workers), of ``merge`` the
+    suppression list, the chunks' customers and the output file."""
     preview: str | None = None
     exposure: dict[str, Any] | None = None
     recorded_sends: int = 0
