@@ -114,6 +114,8 @@ class Explainer:
         evidence_of: Callable[[Feature], tuple[Evidence, ...]] | None = None,
         speaking: tuple[GroupOrder, list[int]] | None = None,
     ) -> Reason:
+        if speaking is None:  # one item alone (a rule's filler): this explainer's templates
+            speaking = self._groups, self._groups.rank(np.asarray(phi)[None, :])[0]
         reason = build_reason(
             ctx, st, item, self.features, phi, self.sensitivity, self.titles,
             max_clauses=self.max_clauses,
