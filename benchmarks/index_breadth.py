@@ -165,7 +165,7 @@ def main() -> None:
         stages = {
             "candidates": (pipeline_mod, "block_candidates"),
             "candidates: collaborative source": (sources.CollaborativeSource, "__call__"),
-            "candidates: collaborative source: index search": (AnnIndex, "search"),
+            "candidates: collaborative source: index search": (AnnIndex, "search_many"),
             "candidates: trending source": (sources.TrendingSource, "__call__"),
             "features and attributions": (Scorer, "__call__"),
             "reasons": (Explainer, "many"),
