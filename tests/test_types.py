@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
+import numpy as np
 import pytest
 
-from recsys.types import Attributions, Reason, Recommendation
+from recsys.types import Attributions, Evidence, Fact, Reason, Recommendation
 
 
 def test_attributions_read_compare_and_pickle_like_pairs() -> None:
@@ -23,3 +25,36 @@ def test_attributions_read_compare_and_pickle_like_pairs() -> None:
     assert r.to_dict()["attributions"] == {"collab_z": 0.25, "trending": -0.5}
     with pytest.raises(ValueError, match="2 feature names for 1"):
         Attributions(names, (1.0,))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {
+            "fact": Fact.CHOSEN_TOGETHER,
+            "item_id": "i-1",
+            "date": "2026-11-02",
+            "count": 3,
+            "counted": "purchase",
+            "event": "purchase",
+        },
+        {"fact": Fact.TASTE_PROFILE, "count": 0, "others": False},
+        {
+            "fact": Fact.CATEGORY_SHARE,
+            "category": 'Caf\u00e9 "Bar" > T\u00e9\n',
+            "total": 7,
+            "others": True,
+        },
+        {"fact": Fact.USUAL_PRICE, "value": 12.5, "price": 1e-7},
+        {"fact": Fact.AVERAGE_RATING, "value": np.float64(4.25), "window_days": 30},
+        {"fact": Fact.LISTED, "value": float("nan"), "price": float("inf")},
+        {"fact": "trending", "brand": "\u20ac\ud83d\ude00 \\ /"},
+    ],
+)
+def test_evidence_json_is_json_dumps_of_its_dict(fields: dict) -> None:
+    """The e-mail job writes ``to_json``: it must be exactly what ``json.dumps`` writes."""
+    e = Evidence(**fields)
+    assert e.to_json() == json.dumps(e.to_dict())
+    assert json.loads(e.to_json(), parse_constant=str) == json.loads(
+        json.dumps(e.to_dict()), parse_constant=str
+    )

@@ -212,7 +212,7 @@ def offer_table(
     def fact_json(e: Evidence) -> str:
         hit = facts.get(id(e))  # the memo holds ``e``: its id cannot be reused meanwhile
         if hit is None:
-            hit = facts[id(e)] = (e, json.dumps(e.to_dict()))
+            hit = facts[id(e)] = (e, e.to_json())
         return hit[1]
 
     for recs in lists:
@@ -234,7 +234,7 @@ def offer_table(
         cols["score"].extend([float(r.score) for r in keep])
         cols["reason"].extend([r.reason.text for r in keep])
         cols["stage"].extend([str(r.reason.stage) for r in keep])
-        # = json.dumps([e.to_dict() for e in evidence]): the list's own separator
+        # = json.dumps([e.to_dict() for e in evidence]): its separator, Evidence.to_json's items
         cols["evidence"].extend(
             ["[" + ", ".join(map(fact_json, r.reason.evidence)) + "]" for r in keep]
         )
