@@ -123,7 +123,8 @@ class Reason:
     for a category with one item): counted in evaluation reports."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "stage", Stage(self.stage))
+        if type(self.stage) is not Stage:
+            object.__setattr__(self, "stage", Stage(self.stage))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -24,6 +24,8 @@ class Sensitivity:
     items: np.ndarray
     """Per item index: is it in a sensitive category (or named like one)?"""
     _categories: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
+    _item_ids: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
+    """Memo of :attr:`items` by item id, as evidence cites items."""
 
     def category(self, name: str) -> bool:
         """Is ``name`` a sensitive category? (Memoized: reasons ask on every item.)"""
@@ -36,8 +38,11 @@ class Sensitivity:
         if ev.category and self.category(ev.category):
             return True
         if ev.item_id is not None:
-            i = ctx.catalog.items.get(ev.item_id)
-            return bool(i >= 0 and self.items[i])
+            hit = self._item_ids.get(ev.item_id)
+            if hit is None:
+                i = ctx.catalog.items.get(ev.item_id)
+                hit = self._item_ids[ev.item_id] = bool(i >= 0 and self.items[i])
+            return hit
         return False
 
 
