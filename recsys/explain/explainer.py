@@ -6,7 +6,6 @@ computed and the evidence the features give; an item a re-ranking stage brought 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -45,6 +44,24 @@ _STAGES: dict[str, Stage] = {str(s): s for s in Stage}
 """Stage names (as the re-ranker's ``stage`` column holds them) to stages, without an enum call."""
 _NO_SHARE: frozenset[str] = frozenset({Fact.CATEGORY_SHARE})
 _NOTHING: frozenset[str] = frozenset()
+
+
+def _restaged(
+    reason: Reason,
+    stage: Stage,
+    text: str | None = None,
+    evidence: tuple[Evidence, ...] | None = None,
+) -> Reason:
+    """``dataclasses.replace(reason, stage=..., ...)`` without its field-by-field introspection
+    (a re-ranked item's reason is rebuilt this way in every list)."""
+    return Reason(
+        text=reason.text if text is None else text,
+        features=reason.features,
+        attributions=reason.attributions,
+        evidence=reason.evidence if evidence is None else evidence,
+        stage=stage,
+        refused=reason.refused,
+    )
 
 
 @dataclass(frozen=True)
@@ -148,7 +165,7 @@ class Explainer:
                 None,
             )
             if ev is None:
-                return dataclasses.replace(reason, stage=stage)
+                return _restaged(reason, stage)
             head = MESSAGES["calibration"].format(
                 category=ev.category, count=ev.count, total=ev.total
             )
@@ -170,9 +187,7 @@ class Explainer:
             rule = self.policy.item_groups.get(group or "")
             ev = shared_evidence(Fact.ITEM_GROUP, category=group)
             head = rule.label if rule and rule.label else MESSAGES["item_group"]
-        return dataclasses.replace(
-            reason, text=head + own, evidence=(*reason.evidence, ev), stage=stage
-        )
+        return _restaged(reason, stage, text=head + own, evidence=(*reason.evidence, ev))
 
     def not_personalized(
         self, ctx: FeatureContext, items: ItemList, as_of: int, why: str, key: str | None = None

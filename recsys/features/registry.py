@@ -120,9 +120,12 @@ def shared_evidence(
 
 
 def _position(st: UserState, item: int) -> int:
-    """Where ``item`` is in the user's distinct items: one scan (a reason cites a few items of
-    a history, so a scan each costs less than indexing the whole history once)."""
-    return int(np.flatnonzero(st.items == item)[0])
+    """Where ``item`` is in the user's distinct items: a scan of them as a list, made once per
+    user (a reason cites a few items of a history: scans cost less than an index of it)."""
+    items = st.cache.get("items_list")
+    if items is None:
+        items = st.cache["items_list"] = st.items.tolist()
+    return items.index(int(item))
 
 
 def _chose(ctx: FeatureContext, st: UserState, item: int, **kw) -> Evidence:
