@@ -97,8 +97,8 @@ _json_str = json.encoder.encode_basestring_ascii  # json.dumps's own string enco
 def _json_value(v: object) -> str:
     """One value as ``json.dumps`` writes it (its defaults: ASCII, NaN allowed)."""
     t = type(v)
-    if t is str or isinstance(v, str):  # a Fact is a str
-        return _json_str(str(v))
+    if t is str or isinstance(v, str):  # a Fact is a str: its text, as json.dumps reads it
+        return _json_str(v)
     if t is bool:
         return "true" if v else "false"
     if t is int:
