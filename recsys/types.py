@@ -7,6 +7,7 @@ every stage takes and returns; ``Recommendations`` is what callers get back.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -97,13 +98,13 @@ _json_str = json.encoder.encode_basestring_ascii  # json.dumps's own string enco
 def _json_value(v: object) -> str:
     """One value as ``json.dumps`` writes it (its defaults: ASCII, NaN allowed)."""
     t = type(v)
-    if t is str or isinstance(v, str):  # a Fact is a str: its text, as json.dumps reads it
+    if isinstance(v, str):  # a Fact is a str: its text, as json.dumps reads it
         return _json_str(v)
     if t is bool:
         return "true" if v else "false"
     if t is int:
         return int.__repr__(v)  # type: ignore[arg-type]
-    if t is float and v == v and v not in (float("inf"), float("-inf")):
+    if t is float and math.isfinite(v):  # type: ignore[arg-type]
         return float.__repr__(v)  # type: ignore[arg-type]
     return json.dumps(v)  # anything rarer: json.dumps itself
 
