@@ -15,7 +15,8 @@ from scipy.stats import binom
 RowsOf = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``rows(lists, j)``: for each ``r``, the similarity of the item at position ``j[r]`` of list
 ``lists[r]`` to every position of that list (len(lists) x positions); of a full matrix,
-``sim[lists, j]``."""
+``sim[lists, j]``. One that also has ``row(b, j)`` (the row ``j`` of list ``b`` alone) serves
+a block of one list without the fancy indexing of a call per step."""
 PrefixCheck = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``enough(lists, chosen)``: for each of ``lists``, whether the first positions of its new
 order (a row of ``chosen``, len(lists) x steps so far) are all its reader needs: a reader
@@ -74,6 +75,9 @@ def mmr_many(
     # -inf afterwards (adding 0.0 changes no value), so a step is few passes over the block
     keep = 1 - lam
     base = lam * rel + np.where(valid, 0.0, -np.inf)
+    if n_lists == 1:  # one request: the same steps on one row, without a block's indexing
+        _mmr_one(chosen[0], base[0], max_sim[0], keep, rows_of, enough)
+        return chosen
     value = np.empty((n_lists, width))
     active = np.arange(n_lists)  # the lists still being ordered; the arrays above follow it
     local = active
@@ -95,6 +99,38 @@ def mmr_many(
                 active, base, max_sim = active[go], base[go], max_sim[go]
                 value, local = value[go], np.arange(int(go.sum()))
     return chosen
+
+
+def _mmr_one(
+    chosen: np.ndarray,
+    base: np.ndarray,
+    max_sim: np.ndarray,
+    keep: float,
+    rows_of: RowsOf,
+    enough: PrefixCheck | None,
+) -> None:
+    """:func:`mmr_many`'s steps for a block of one list, in place on its rows (``chosen`` is
+    filled, ``base`` and ``max_sim`` are used up): the same sums on one row give the same
+    order."""
+    value = np.empty_like(base)
+    which, at = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    row = getattr(rows_of, "row", None)  # a source that reads one row without fancy indexing
+    check = EARLIEST_CHECK if enough is not None else len(chosen) + 1
+    for step in range(len(chosen)):
+        np.multiply(max_sim, keep, out=value)
+        np.subtract(base, value, out=value)
+        j = int(value.argmax())  # first maximum: ties keep input order
+        chosen[step] = j
+        base[j] = -np.inf
+        if row is not None:
+            np.maximum(max_sim, row(0, j), out=max_sim)
+        else:
+            at[0] = j
+            np.maximum(max_sim, rows_of(which, at)[0], out=max_sim)
+        if step + 1 == check:
+            check += CHECK_EVERY
+            if enough(which, chosen[None, : step + 1])[0]:
+                return
 
 
 @functools.lru_cache(maxsize=256)

@@ -72,6 +72,15 @@ class SimilarityRows:
                 self.have[some, b] = True
         return self.rows[lists, j]
 
+    def row(self, b: int, j: int) -> np.ndarray:
+        """The row ``j`` of list ``b`` alone (what ``self([b], [j])[0]`` gives), a view."""
+        band = j // ROW_BAND
+        if not self.have[b, band]:
+            start, stop = band * ROW_BAND, min(self.rows.shape[1], (band + 1) * ROW_BAND)
+            self.rows[b, start:stop] = self.block(start, stop, np.array([b]))
+            self.have[b, band] = True
+        return self.rows[b, j]
+
     def block(self, start: int, stop: int, lists: np.ndarray | None = None) -> np.ndarray:
         """Rows ``start:stop`` of ``lists`` (default: all): lists x (stop - start) x positions."""
         fw = self.factor_weight

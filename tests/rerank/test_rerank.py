@@ -35,6 +35,48 @@ def test_mmr_trade_off_one_is_relevance_order() -> None:
     assert mmr(scores, (sim + sim.T) / 2, 30, 1.0).tolist() == list(range(30))
 
 
+@pytest.mark.parametrize("stop_at", [None, 3, 7])
+def test_a_block_orders_each_list_as_that_list_alone(stop_at: int | None) -> None:
+    """A block of one list takes its own path through :func:`mmr_many`; it gives the row the
+    block gives that list, with a similarity matrix, a row function, or one that reads a row
+    alone (``row``), and when a prefix check stops lists early."""
+    from recsys.rerank.algorithms import mmr_many
+
+    rng = np.random.default_rng(0 if stop_at is None else stop_at)
+    n_lists, width, k = 9, 40, 25
+    lengths = rng.integers(0, width + 1, size=n_lists)
+    lengths[0] = width
+    scores = np.sort(rng.random((n_lists, width)), axis=1)[:, ::-1].copy()
+    sim = rng.random((n_lists, width, width))
+    sim = (sim + sim.transpose(0, 2, 1)) / 2
+
+    class Rows:
+        def __init__(self, sim: np.ndarray) -> None:
+            self.sim = sim
+
+        def __call__(self, lists: np.ndarray, j: np.ndarray) -> np.ndarray:
+            return self.sim[lists, j]
+
+    class OneRow(Rows):
+        def row(self, b: int, j: int) -> np.ndarray:
+            return self.sim[b, j]
+
+    def check(stop: np.ndarray):
+        if stop_at is None:
+            return None
+        return lambda which, chosen: chosen.shape[1] >= stop[which]
+
+    stops = rng.integers(1, stop_at + 1, size=n_lists) if stop_at else None
+    block = mmr_many(scores, sim, lengths, k, 0.6, enough=check(stops))
+    for b in range(n_lists):
+        for source in (sim[b : b + 1], Rows(sim[b : b + 1]), OneRow(sim[b : b + 1])):
+            alone = mmr_many(
+                scores[b : b + 1], source, lengths[b : b + 1], k, 0.6,
+                enough=check(stops[b : b + 1]) if stops is not None else None,
+            )  # fmt: skip
+            assert alone[0].tolist() == block[b].tolist()
+
+
 def test_fair_guarantee_holds_on_every_recommended_list(fitted, small_shop) -> None:
     fair = fitted.model_.config.rerank.stages[-1]
     assert fair.kind == "fair"
@@ -212,6 +254,8 @@ def test_similarity_rows_read_in_bands_agree_whoever_reads_them(n_categories: in
     for b in range(7):  # one reader per list
         one = SimilarityRows(ctx, items[b : b + 1], 0.3)
         alone.append(np.stack([one(np.array([0]), np.array([j]))[0] for j in range(width)]))
+        by_row = SimilarityRows(ctx, items[b : b + 1], 0.3)  # one row at a time, as a request
+        assert all(np.array_equal(by_row.row(0, j), alone[b][j]) for j in range(width))
     for _ in range(40):
         lists = np.flatnonzero(rng.random(7) < 0.6)
         j = rng.integers(0, width, size=len(lists))
