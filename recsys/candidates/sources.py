@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt
 from recsys.candidates.content import ContentSource
 from recsys.features.context import FeatureContext, UserBlock
 from recsys.features.history import DAY
+from recsys.features.stats import unique_ints
 
 
 def top_allowed(scores: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
@@ -152,8 +153,7 @@ def block_candidates(
     never out of stock or excluded; never already seen unless a re-buy; only items the ``rules``
     mask (users x items, :mod:`recsys.rules`) lets through. ``promoted`` items per user are
     candidates too, under the same conditions."""
-    n_items = len(ctx.catalog.items)
-    base = np.broadcast_to(ctx.catalog.in_stock, (len(block), n_items)).copy()
+    base = np.tile(ctx.catalog.in_stock, (len(block), 1))
     if rules is not None:
         base &= rules
     if exclude is not None:
@@ -177,7 +177,7 @@ def block_candidates(
             parts[p].append(items[mask[p, items]] if len(items) else items)
     for p, items in enumerate(promoted or ()):
         parts[p].append(items[allowed[p, items]])
-    out = [np.unique(np.concatenate(p)) if p else np.empty(0, dtype=np.int64) for p in parts]
+    out = [unique_ints(np.concatenate(p)) if p else np.empty(0, dtype=np.int64) for p in parts]
     block.fill(ctx, out)  # with approximate retrieval, only the candidates get scores
     return out
 

@@ -10,6 +10,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsys.data.schema import CATEGORY_SEP, EVENTS
+from recsys.features.stats import unique_ints
 
 EVENT_CODE = {e: i for i, e in enumerate(EVENTS)}
 EVENT_WEIGHT = np.array([1.0, 2.0, 4.0, 1.0])  # view, cart, purchase, rating: confidence in ALS
@@ -252,7 +253,7 @@ class Catalog:
             return owner, items
         m = self._product_items
         n_products = m.shape[0]
-        key = np.unique(owner[twin] * n_products + self.product[items[twin]])
+        key = unique_ints(owner[twin] * n_products + self.product[items[twin]])
         who, product = key // n_products, key % n_products
         start = m.indptr[product].astype(np.int64)
         lens = m.indptr[product + 1].astype(np.int64) - start

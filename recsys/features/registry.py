@@ -142,6 +142,9 @@ def _chose(ctx: FeatureContext, st: UserState, item: int, **kw) -> Evidence:
 def _rows_of(lists: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The items of a block's lists as one array: ``(owner, items, starts)``, ``owner[n]`` the
     position of the user row ``n`` belongs to, ``starts[p]`` where user ``p``'s rows begin."""
+    if len(lists) == 1:  # one request's list
+        items = np.asarray(lists[0], dtype=np.int64)
+        return np.zeros(len(items), dtype=np.int64), items, np.array([0, len(items)])
     lens = np.array([len(x) for x in lists], dtype=np.int64)
     items = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists]) if len(lists) else []
     starts = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)

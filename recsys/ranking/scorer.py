@@ -9,6 +9,7 @@ import numpy as np
 
 from recsys.features.context import FeatureContext, UserBlock
 from recsys.features.registry import Feature, feature_matrix, stack
+from recsys.features.stats import first_of_each
 from recsys.ranking.additive import AdditiveModel
 from recsys.types import ItemList
 
@@ -43,7 +44,7 @@ class Scorer:
         order = np.lexsort((cat.id_rank[cand], -score, row_user))
         if cat.has_twin.any():  # items sharing a title are one product: keep its best-scored item
             key = row_user[order] * (int(cat.product.max()) + 1) + cat.product[cand[order]]
-            _, first = np.unique(key, return_index=True)
+            first = first_of_each(key)
             order = order[np.sort(first)]
         ends = np.cumsum(np.bincount(row_user[order], minlength=len(cands))).tolist()
         items, score, phi = cand[order], score[order], phi[order]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from recsys.features.stats import Cooccurrence
+from recsys.features.stats import Cooccurrence, first_of_each, unique_ints
 
 
 def _table(seed: int, n_users: int = 60, n_items: int = 40, cap: int = 1000) -> tuple:
@@ -75,3 +77,13 @@ def test_approximate_block_scores_only_what_it_filled(served_dir, pseudonymizer)
     assert np.array_equal(block.score_of(rows, items), want)
     never = np.setdiff1d(np.arange(len(ctx.catalog.items)), cands[0])[:5]
     assert np.isnan(block.score_of(np.zeros(len(never), dtype=np.int64), never)).all()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-5, 40), max_size=60))
+def test_unique_ints_and_first_of_each_are_what_np_unique_gives(values: list[int]) -> None:
+    a = np.array(values, dtype=np.int64)
+    want, first = np.unique(a, return_index=True)
+    got = unique_ints(a)
+    assert got.dtype == want.dtype and got.tolist() == want.tolist()
+    assert first_of_each(a).tolist() == first.tolist()
