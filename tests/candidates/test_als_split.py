@@ -109,3 +109,20 @@ def test_an_empty_history_or_list_splits_into_nothing(als: ImplicitModel) -> Non
         [np.array([3, 4]), np.array([], dtype=np.int64)],
     )
     assert [g.shape for g in got] == [(0, 2), (2, 0)]
+
+
+def test_score_moments_are_those_of_every_item_score_and_do_not_depend_on_the_block(
+    als: ImplicitModel,
+) -> None:
+    """Approximate retrieval scores only candidates, so the collaborative z-score's mean and
+    standard deviation over every item come in closed form: they must be the plain ones, and
+    a user's must not change with the other users of its block."""
+    rng = np.random.default_rng(3)
+    V = np.vstack([rng.normal(size=(6, 16)), np.zeros((1, 16))])
+    mean, std = als.score_moments(V)
+    scores = V @ als.item_factors_.astype(np.float64).T
+    np.testing.assert_allclose(mean, scores.mean(axis=1), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(std, scores.std(axis=1), rtol=1e-7, atol=1e-9)
+    for u in range(len(V)):
+        alone = als.score_moments(V[u : u + 1])
+        assert (alone[0][0], alone[1][0]) == (mean[u], std[u])
