@@ -73,7 +73,8 @@ class ShopStats:
         )
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_cache"}
+        # derived look-ups are rebuilt where they are used (a Dask worker), not shipped
+        return {k: v for k, v in self.__dict__.items() if k not in ("_cache", "_user_rows")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -159,21 +160,37 @@ class ShopStats:
             out[known], _ = csr_find(X.indptr, X.indices, users[known], items[known])
         return out
 
+    @cached_property
+    def _user_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The events grouped by customer (positions, in event order within a customer) and
+        where each customer's begin: one customer's look-up reads their own events, not a
+        pass over every customer's (tens of millions at a million customers)."""
+        order = np.argsort(self.user, kind="stable")
+        starts = np.zeros(len(self.users) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(self.user, minlength=len(self.users)), out=starts[1:])
+        return order, starts
+
+    def _events_of(self, u: int) -> np.ndarray:
+        order, starts = self._user_rows
+        return order[starts[u] : starts[u + 1]]
+
     def did_between(self, key: str, item: int, start: int, end: int) -> bool:
         """Did customer ``key`` do the signal event on ``item`` in ``[start, end)``?"""
         u = self.users.get(key)
         if u < 0:
             return False
-        m = (self.user == u) & (self.item == item) & self.is_signal
-        return bool(((self.ts[m] >= start) & (self.ts[m] < end)).any())
+        rows = self._events_of(u)
+        rows = rows[(self.item[rows] == item) & self.is_signal[rows]]
+        return bool(((self.ts[rows] >= start) & (self.ts[rows] < end)).any())
 
     def own_rating(self, key: str, item: int) -> tuple[float, int]:
         """Sum and number of customer ``key``'s own ratings of ``item``."""
         u = self.users.get(key)
         if u < 0:
             return 0.0, 0
-        m = (self.user == u) & (self.item == item) & (self.event == EVENT_CODE["rating"])
-        return float(np.nansum(self.value[m])), int(m.sum())
+        rows = self._events_of(u)
+        rows = rows[(self.item[rows] == item) & (self.event[rows] == EVENT_CODE["rating"])]
+        return float(np.nansum(self.value[rows])), len(rows)
 
     @property
     def counted(self) -> str:

@@ -1,0 +1,64 @@
+"""Shop-wide numbers about one customer read that customer's own events, and say what a pass
+over every event would say."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.features.history import EVENT_CODE, Vocabulary
+from recsys.features.shop import ShopStats
+
+
+@pytest.fixture(scope="module")
+def shop() -> ShopStats:
+    rng = np.random.default_rng(5)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "user_id": rng.choice([f"u{i}" for i in range(25)], size=n),
+            "item_id": rng.choice([f"i{i}" for i in range(12)], size=n),
+            "timestamp": pd.to_datetime(rng.integers(0, 40, size=n) * 86_400, unit="s"),
+            "event": rng.choice(["purchase", "rating", "view"], size=n),
+            "value": np.where(rng.random(n) < 0.1, np.nan, rng.integers(1, 6, size=n)),
+        }
+    )
+    return ShopStats.from_frame(frame, Vocabulary(np.array([f"i{i}" for i in range(12)])))
+
+
+def _scan_did_between(s: ShopStats, u: int, item: int, start: int, end: int) -> bool:
+    m = (s.user == u) & (s.item == item) & s.is_signal
+    return bool(((s.ts[m] >= start) & (s.ts[m] < end)).any())
+
+
+def _scan_own_rating(s: ShopStats, u: int, item: int) -> tuple[float, int]:
+    m = (s.user == u) & (s.item == item) & (s.event == EVENT_CODE["rating"])
+    return float(np.nansum(s.value[m])), int(m.sum())
+
+
+def test_one_customers_numbers_are_those_of_a_scan_of_every_event(shop: ShopStats) -> None:
+    days = 86_400
+    for erased in (None, "u3"):
+        s = shop if erased is None else shop.without(erased)
+        for u, key in enumerate(s.users.ids.tolist()):
+            for item in range(12):
+                assert s.own_rating(key, item) == _scan_own_rating(s, u, item)
+                for start, end in ((0, 40 * days), (10 * days, 20 * days), (5 * days, 5 * days)):
+                    want = _scan_did_between(s, u, item, start, end)
+                    assert s.did_between(key, item, start, end) == want
+    assert shop.own_rating("nobody", 0) == (0.0, 0)
+    assert not shop.did_between("nobody", 0, 0, 40 * days)
+
+
+def test_the_per_customer_index_is_rebuilt_where_it_is_used_not_shipped(shop: ShopStats) -> None:
+    shop.did_between(shop.users.ids[0], 0, 0, 1)  # builds it
+    assert "_user_rows" in shop.__dict__
+    copy = pickle.loads(pickle.dumps(shop))
+    assert "_user_rows" not in copy.__dict__
+    key = copy.users.ids[1]
+    assert [copy.own_rating(key, i) for i in range(12)] == [
+        shop.own_rating(key, i) for i in range(12)
+    ]
