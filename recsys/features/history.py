@@ -219,7 +219,7 @@ class Catalog:
         n = len(self.product)
         return sp.csr_matrix(
             (np.ones(n, np.int8), (self.product, np.arange(n))),
-            shape=(int(self.product.max(initial=-1)) + 1, n),
+            shape=(self.n_products, n),
         )
 
     @cached_property
@@ -235,6 +235,16 @@ class Catalog:
     def has_twin(self) -> np.ndarray:
         """Per item: does another item share its title?"""
         return np.bincount(self.product)[self.product] > 1
+
+    @cached_property
+    def any_twins(self) -> bool:
+        """Do any two items share a title? (Asked on every request.)"""
+        return bool(self.has_twin.any())
+
+    @cached_property
+    def n_products(self) -> int:
+        """Distinct titles: ``product`` runs from 0 to this less one."""
+        return int(self.product.max(initial=-1)) + 1
 
     def same_product(self, items: np.ndarray) -> np.ndarray:
         """Every item that is the same product as one of ``items`` (``items`` included)."""

@@ -42,8 +42,8 @@ class Scorer:
         cat = ctx.catalog
         # one sort for the block: by user, then best score first, ties by item id (as text)
         order = np.lexsort((cat.id_rank[cand], -score, row_user))
-        if cat.has_twin.any():  # items sharing a title are one product: keep its best-scored item
-            key = row_user[order] * (int(cat.product.max()) + 1) + cat.product[cand[order]]
+        if cat.any_twins:  # items sharing a title are one product: keep its best-scored item
+            key = row_user[order] * cat.n_products + cat.product[cand[order]]
             first = first_of_each(key)
             order = order[np.sort(first)]
         ends = np.cumsum(np.bincount(row_user[order], minlength=len(cands))).tolist()
