@@ -79,8 +79,15 @@ _Rule = Callable[[ReasonRules, Evidence, FeatureContext, UserState | None], bool
 def _category_share(
     r: ReasonRules, ev: Evidence, ctx: FeatureContext, st: UserState | None
 ) -> bool:
-    """Often in a category: one of the customer's largest, with enough items."""
-    return st is not None and r.top(category_counts(ctx, st), ev.category)
+    """Often in a category: one of the customer's largest, with enough items (decided once per
+    category and request: every item of that category asks)."""
+    if st is None:
+        return False
+    key = ("often_category", r.often_top, r.often_min, ev.category)
+    hit = st.cache.get(key)
+    if hit is None:
+        hit = st.cache[key] = r.top(category_counts(ctx, st), ev.category)
+    return hit
 
 
 def _brand_share(r: ReasonRules, ev: Evidence, ctx: FeatureContext, st: UserState | None) -> bool:

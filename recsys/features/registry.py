@@ -554,18 +554,33 @@ def trending(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.n
 
 
 def trending_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
-    return trending_fact(ctx, st.key, st.as_of, item)
+    return trending_fact(ctx, st.key, st.as_of, item, _reader_did(ctx, st))
+
+
+def _reader_did(ctx: FeatureContext, st: UserState) -> frozenset[int] | None:
+    """The items the reader did the shop's signal event on, once per request (every trending
+    fact of their list asks whether they are among the customers it counts)."""
+    hit = st.cache.get("shop_did")
+    if hit is None and ctx.shop is not None and st.key is not None:
+        hit = st.cache["shop_did"] = frozenset(ctx.shop.items_of(st.key).tolist())
+    return hit
 
 
 def trending_fact(
-    ctx: FeatureContext, key: str | None, as_of: int, item: int
+    ctx: FeatureContext,
+    key: str | None,
+    as_of: int,
+    item: int,
+    reader_did: frozenset[int] | None = None,
 ) -> tuple[Evidence, ...]:
-    """Other customers who did the signal event on ``item`` in the trending window."""
+    """Other customers who did the signal event on ``item`` in the trending window;
+    ``reader_did``: the items reader ``key`` did it on, when the caller has them."""
     shop = ctx.shop
     if shop is None:
         return ()
     counts, day = shop.trending(as_of, TRENDING_DAYS)
-    n, others = _others(shop, key, item, int(counts[item]), window=(day - TRENDING_DAYS * DAY, day))
+    window = (day - TRENDING_DAYS * DAY, day)
+    n, others = _others(shop, key, item, int(counts[item]), window, reader_did)
     if n == 0:
         return ()
     return (
@@ -633,10 +648,19 @@ def customers_fact(ctx: FeatureContext, key: str | None, item: int) -> tuple[Evi
 
 
 def _others(
-    shop: ShopStats, key: str | None, item: int, n: int, window: tuple[int, int] | None = None
+    shop: ShopStats,
+    key: str | None,
+    item: int,
+    n: int,
+    window: tuple[int, int] | None = None,
+    reader_did: frozenset[int] | None = None,
 ) -> tuple[int, bool]:
-    """``n`` customers less the reader when the reader is among them; and whether they were."""
-    if key is None or not shop.did(key, np.array([item]))[0]:
+    """``n`` customers less the reader when the reader is among them; and whether they were.
+    ``reader_did``: the items the reader did the signal event on, when the caller has them."""
+    if key is None:
+        return n, False
+    did = item in reader_did if reader_did is not None else shop.did(key, np.array([item]))[0]
+    if not did:
         return n, False
     if window is not None and not shop.did_between(key, item, *window):
         return n, False

@@ -135,6 +135,14 @@ class ShopStats:
         return hit, day
 
     # --- one customer -------------------------------------------------------------------------
+    def items_of(self, key: str) -> np.ndarray:
+        """The items customer ``key`` did the signal event on (sorted; none if unknown)."""
+        u = self.users.get(key)
+        if u < 0:
+            return np.empty(0, dtype=np.int32)
+        X = self.signal_matrix  # canonical CSR: each row's indices are sorted
+        return X.indices[X.indptr[u] : X.indptr[u + 1]]
+
     def did(self, key: str, items: np.ndarray) -> np.ndarray:
         """Per item of ``items``: did customer ``key`` do the signal event on it?"""
         u = self.users.get(key)

@@ -62,3 +62,18 @@ def test_the_per_customer_index_is_rebuilt_where_it_is_used_not_shipped(shop: Sh
     assert [copy.own_rating(key, i) for i in range(12)] == [
         shop.own_rating(key, i) for i in range(12)
     ]
+
+
+def test_a_readers_items_answer_as_did_does(shop: ShopStats) -> None:
+    """A request asks once for the reader's items and then looks each trending item up there;
+    it must count the reader out exactly where a look-up per item would."""
+    from recsys.features.registry import _others
+
+    days = 86_400
+    for key in [*shop.users.ids.tolist(), "nobody"]:
+        mine = frozenset(shop.items_of(key).tolist())
+        assert mine == {i for i in range(12) if shop.did(key, np.array([i]))[0]}
+        for item in range(12):
+            for window in (None, (10 * days, 20 * days)):
+                alone = _others(shop, key, item, 7, window)
+                assert _others(shop, key, item, 7, window, mine) == alone
