@@ -145,11 +145,7 @@ class ShopStats:
 
     def did(self, key: str, items: np.ndarray) -> np.ndarray:
         """Per item of ``items``: did customer ``key`` do the signal event on it?"""
-        u = self.users.get(key)
-        if u < 0:
-            return np.zeros(len(items), dtype=bool)
-        X = self.signal_matrix  # canonical CSR: each row's indices are sorted
-        row = X.indices[X.indptr[u] : X.indptr[u + 1]]
+        row = self.items_of(key)
         items = np.asarray(items)
         if not len(row):
             return np.zeros(len(items), dtype=bool)
