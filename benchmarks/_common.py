@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,14 @@ import pandas as pd
 import scipy
 import scipy.sparse as sp
 from threadpoolctl import threadpool_info, threadpool_limits
+
+if "RECSYS_STATE_DIR" not in os.environ:
+    # a benchmark's shops are not the user's: a Recommender without a consent store of its own
+    # keeps consent in the state directory, so every run gets a fresh one, removed at exit (its
+    # phases in subprocesses inherit it)
+    _state = tempfile.mkdtemp(prefix="recsys-bench-")
+    os.environ["RECSYS_STATE_DIR"] = _state
+    atexit.register(shutil.rmtree, _state, True)
 
 ROOT = Path(__file__).resolve().parents[1]
 PSEUDONYM_KEY = b"bench-key-0123456789abcdef"
