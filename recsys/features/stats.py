@@ -16,25 +16,22 @@ def unique_ints(a: np.ndarray) -> np.ndarray:
     """``np.unique`` of a 1-D integer array (sorted distinct values), by one sort: numpy's own
     hashes first, a fixed cost several times a request's whole sort of a few hundred items."""
     a = np.sort(np.asarray(a).ravel())
-    if len(a) < 2:
-        return a
-    keep = np.empty(len(a), dtype=bool)
-    keep[0] = True
-    np.not_equal(a[1:], a[:-1], out=keep[1:])
-    return a[keep]
+    return a[_starts(a)]
 
 
 def first_of_each(key: np.ndarray) -> np.ndarray:
     """Where each distinct value of ``key`` first occurs, in order of the values: what
     ``np.unique(key, return_index=True)[1]`` gives, by one stable sort."""
     perm = np.argsort(key, kind="stable")
-    if len(perm) < 2:
-        return perm
-    s = key[perm]
+    return perm[_starts(key[perm])]
+
+
+def _starts(s: np.ndarray) -> np.ndarray:
+    """Of a sorted array: where each run of equal values begins."""
     keep = np.empty(len(s), dtype=bool)
-    keep[0] = True
+    keep[:1] = True
     np.not_equal(s[1:], s[:-1], out=keep[1:])
-    return perm[keep]
+    return keep
 
 
 def csr_find(

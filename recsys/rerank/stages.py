@@ -64,22 +64,22 @@ class SimilarityRows:
         band = j // ROW_BAND
         missing = ~self.have[lists, band]
         if missing.any():
-            width = self.rows.shape[1]
             for b in np.unique(band[missing]).tolist():
-                some = lists[missing & (band == b)]
-                start, stop = b * ROW_BAND, min(width, (b + 1) * ROW_BAND)
-                self.rows[some, start:stop] = self.block(start, stop, some)
-                self.have[some, b] = True
+                self._fill(lists[missing & (band == b)], b)
         return self.rows[lists, j]
 
     def row(self, b: int, j: int) -> np.ndarray:
         """The row ``j`` of list ``b`` alone (what ``self([b], [j])[0]`` gives), a view."""
         band = j // ROW_BAND
         if not self.have[b, band]:
-            start, stop = band * ROW_BAND, min(self.rows.shape[1], (band + 1) * ROW_BAND)
-            self.rows[b, start:stop] = self.block(start, stop, np.array([b]))
-            self.have[b, band] = True
+            self._fill(np.array([b]), band)
         return self.rows[b, j]
+
+    def _fill(self, lists: np.ndarray, band: int) -> None:
+        """Compute band ``band`` of the rows of ``lists``."""
+        start, stop = band * ROW_BAND, min(self.rows.shape[1], (band + 1) * ROW_BAND)
+        self.rows[lists, start:stop] = self.block(start, stop, lists)
+        self.have[lists, band] = True
 
     def block(self, start: int, stop: int, lists: np.ndarray | None = None) -> np.ndarray:
         """Rows ``start:stop`` of ``lists`` (default: all): lists x (stop - start) x positions."""
