@@ -8,8 +8,9 @@ import numpy as np
 import scipy.sparse as sp
 
 ITEM_BLOCK = 2048
-SMALL = 32
-"""Pair look-ups up to this many run as one search per row, larger ones vectorized."""
+GATHER_LIMIT = 1 << 16
+"""Pair look-ups whose rows hold up to this many entries in all search those rows laid end to
+end; larger ones bisect every pair's row at once."""
 
 
 def unique_ints(a: np.ndarray) -> np.ndarray:
@@ -37,26 +38,35 @@ def _starts(s: np.ndarray) -> np.ndarray:
 def csr_find(
     indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, cols: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Is ``cols[n]`` stored in row ``rows[n]`` of a CSR layout with sorted rows, and where:
-    a binary search over all pairs at once, one step per halving of a row (a few pairs: one
-    ``searchsorted`` per distinct row; so too for pairs of one row). ``at`` is only meaningful
-    where ``hit``."""
+    """Is ``cols[n]`` stored in row ``rows[n]`` of a CSR layout with sorted rows, and where
+    (``at`` is only meaningful where ``hit``). Pairs of one row: one ``searchsorted`` in it.
+    Pairs whose rows hold few entries in all (a request's reasons): those rows laid end to end
+    as ``pair * 2**32 + column`` (still sorted), one ``searchsorted`` for every pair. Many
+    pairs: a binary search over all of them at once, one step per halving of a row."""
     rows = np.asarray(rows, dtype=np.int64)
     cols = np.asarray(cols, dtype=np.int64)
-    if len(rows) <= SMALL or rows.min() == rows.max():
-        # a few pairs, or one row (one request's candidates): a search per row
-        hit = np.zeros(len(rows), dtype=bool)
-        at = np.zeros(len(rows), dtype=np.int64)
-        for r in dict.fromkeys(rows.tolist()):
-            sel = np.flatnonzero(rows == r)
-            lo, hi = int(indptr[r]), int(indptr[r + 1])
-            if hi > lo:
-                p = np.minimum(lo + np.searchsorted(indices[lo:hi], cols[sel]), hi - 1)
-                hit[sel] = indices[p] == cols[sel]
-                at[sel] = p
-        return hit, at
+    if not len(rows):
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
     lo = indptr[rows].astype(np.int64)
     hi = indptr[rows + 1].astype(np.int64)
+    if rows.min() == rows.max():  # one row (one request's candidates)
+        a, b = int(lo[0]), int(hi[0])
+        if b == a:
+            return np.zeros(len(rows), dtype=bool), np.zeros(len(rows), dtype=np.int64)
+        at = np.minimum(a + np.searchsorted(indices[a:b], cols), b - 1)
+        return indices[at] == cols, at
+    size = hi - lo
+    total = int(size.sum())
+    if total <= GATHER_LIMIT:
+        if not total:
+            return np.zeros(len(rows), dtype=bool), np.zeros(len(rows), dtype=np.int64)
+        begin = np.cumsum(size) - size  # where each pair's row starts in the laid-out rows
+        pos = np.arange(total, dtype=np.int64) + np.repeat(lo - begin, size)
+        slot = np.repeat(np.arange(len(rows), dtype=np.int64) << 32, size)
+        keys = slot + indices[pos]
+        q = (np.arange(len(rows), dtype=np.int64) << 32) + cols
+        k = np.minimum(np.searchsorted(keys, q), total - 1)
+        return keys[k] == q, pos[k]
     end = hi.copy()
     while True:  # first position in [lo, hi) whose neighbour is >= the column
         todo = lo < hi

@@ -7,7 +7,8 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recsys.features.stats import Cooccurrence, first_of_each, unique_ints
+from recsys.features import stats
+from recsys.features.stats import Cooccurrence, csr_find, first_of_each, unique_ints
 
 
 def _table(seed: int, n_users: int = 60, n_items: int = 40, cap: int = 1000) -> tuple:
@@ -34,7 +35,10 @@ def test_pair_lookup_agrees_with_row_lookup() -> None:
         rows, cols = rng.integers(0, n, 500), rng.integers(0, n, 500)
         want = [table.lookup(int(r), np.array([c]))[0] for r, c in zip(rows, cols, strict=True)]
         np.testing.assert_array_equal(table.pairs(rows, cols), want)  # vectorized
-        np.testing.assert_array_equal(table.pairs(rows[:5], cols[:5]), want[:5])  # bisection
+        np.testing.assert_array_equal(table.pairs(rows[:5], cols[:5]), want[:5])  # laid out
+        same = np.full(40, rows[0])
+        want_row = table.lookup(int(rows[0]), cols[:40])
+        np.testing.assert_array_equal(table.pairs(same, cols[:40]), want_row)  # one row
 
 
 def test_rows_keep_only_the_largest_counts() -> None:
@@ -87,3 +91,27 @@ def test_unique_ints_and_first_of_each_are_what_np_unique_gives(values: list[int
     got = unique_ints(a)
     assert got.dtype == want.dtype and got.tolist() == want.tolist()
     assert first_of_each(a).tolist() == first.tolist()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(0, 2**16),
+    st.lists(st.tuples(st.integers(0, 7), st.integers(0, 30)), max_size=40),
+    st.sampled_from([0, 8, 1 << 16]),
+)
+def test_csr_find_is_scipy_lookup_on_every_path(seed: int, pairs: list, limit: int) -> None:
+    """One row, rows laid end to end, and bisection (``GATHER_LIMIT`` forces each) all answer
+    what the sparse matrix holds, and ``at`` points at the stored entry."""
+    rng = np.random.default_rng(seed)
+    X = sp.csr_matrix(rng.random((8, 31)) < rng.random())
+    X.sort_indices()
+    rows = np.array([r for r, _ in pairs], dtype=np.int64)
+    cols = np.array([c for _, c in pairs], dtype=np.int64)
+    old, stats.GATHER_LIMIT = stats.GATHER_LIMIT, limit
+    try:
+        hit, at = csr_find(X.indptr, X.indices, rows, cols)
+    finally:
+        stats.GATHER_LIMIT = old
+    dense = X.toarray()
+    assert hit.tolist() == [bool(dense[r, c]) for r, c in pairs]
+    assert all(X.indices[a] == c for a, c, h in zip(at, cols, hit, strict=True) if h)
