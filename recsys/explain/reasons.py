@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -137,6 +138,15 @@ class GroupOrder:
             groups.setdefault(f.group, []).append(j)
         return cls(tuple(tuple(m) for m in groups.values()))
 
+    @cached_property
+    def _singles(self) -> tuple[np.ndarray, np.ndarray]:
+        """The templates with one feature, and that feature: their columns are copied, not
+        summed (``0.0 + x`` is ``x``), in one step for all of them."""
+        pairs = [(g, m[0]) for g, m in enumerate(self.members) if len(m) == 1]
+        return np.array([g for g, _ in pairs], dtype=np.int64), np.array(
+            [j for _, j in pairs], dtype=np.int64
+        )
+
     def rank(self, phi: np.ndarray) -> list[list[int]]:
         """Per row of ``phi`` (items x features): the templates with a positive attribution,
         in speaking order."""
@@ -146,7 +156,13 @@ class GroupOrder:
         first = np.full((n, len(self.members)), width)
         pos = phi > 0
         vals = np.where(pos, phi, 0.0)
+        if width:
+            gs, js = self._singles
+            total[:, gs] = vals[:, js]
+            first[:, gs] = np.where(pos[:, js], js, width)
         for g, members in enumerate(self.members):
+            if len(members) == 1 and width:
+                continue
             for j in members:  # left to right from 0.0, as a loop would add (+ 0.0 changes nothing)
                 total[:, g] += vals[:, j]
             for j in reversed(members):
