@@ -99,11 +99,10 @@ class AdditiveModel:
         cols = np.ascontiguousarray(X.T)
         per = np.empty_like(cols)
         for j, (t, v) in enumerate(zip(self.thresholds, self.values, strict=True)):
-            x = cols[j]
-            per[j] = v[t.searchsorted(x, side="left")]
-            nan = np.isnan(x)
-            if nan.any():
-                per[j, nan] = self.missing[j]
+            per[j] = v[t.searchsorted(cols[j], side="left")]
+        nan = np.isnan(cols)  # missing values: one pass over every feature, not one per feature
+        if nan.any():
+            per[nan] = np.broadcast_to(np.asarray(self.missing)[:, None], cols.shape)[nan]
         out = np.empty_like(X)  # X's own layout: a row sum then adds in the same order as before
         out[...] = per.T
         return out
