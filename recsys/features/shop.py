@@ -19,13 +19,16 @@ import scipy.sparse as sp
 
 from recsys.data.schema import EVENTS
 from recsys.features.history import DAY, EVENT_CODE, Vocabulary
-from recsys.features.stats import Cooccurrence, csr_find
+from recsys.features.lazy import build_cached
+from recsys.features.stats import Cooccurrence, csr_find, unique_ints
 
 SIGNAL_ORDER = ("purchase", "rating", "cart", "view")
 """The strongest event type a data set has is the one shop-wide numbers count."""
 GOOD_RATING = 4.0
 """With ratings as the signal, a rating at or above this is what "rated 4 or more" counts."""
 MAX_NEIGHBORS = 500
+_DERIVED = ("_cache", "_user_rows", "_signal_by_time")
+"""Look-ups rebuilt where they are used (a Dask worker), never pickled."""
 
 
 @dataclass
@@ -74,7 +77,7 @@ class ShopStats:
 
     def __getstate__(self) -> dict:
         # derived look-ups are rebuilt where they are used (a Dask worker), not shipped
-        return {k: v for k, v in self.__dict__.items() if k not in ("_cache", "_user_rows")}
+        return {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -125,14 +128,30 @@ class ShopStats:
         """Per item: distinct signal customers in the ``days`` before the day of ``as_of``."""
         day = int(as_of // DAY * DAY)
         hit = self._cache.get((day, days))
-        if hit is None:
-            m = self.is_signal & (self.ts >= day - days * DAY) & (self.ts < day)
-            pairs = np.unique(self.item[m].astype(np.int64) * len(self.users) + self.user[m])
+        if hit is None:  # the window's events only: a new day costs what its window holds
+            ts, order = self._signal_by_time
+            lo, hi = np.searchsorted(ts, [day - days * DAY, day])
+            m = order[lo:hi]
+            pairs = unique_ints(self.item[m].astype(np.int64) * len(self.users) + self.user[m])
             hit = np.bincount(pairs // max(len(self.users), 1), minlength=self.n_items)
             if len(self._cache) > 64:
                 self._cache.clear()
             self._cache[(day, days)] = hit
         return hit, day
+
+    @cached_property
+    def _signal_by_time(self) -> tuple[np.ndarray, np.ndarray]:
+        """The signal events' times in order, and the events in that order (stable): a day's
+        trending counts read that day's window instead of a pass over every retained event."""
+        idx = np.flatnonzero(self.is_signal)
+        order = idx[np.argsort(self.ts[idx], kind="stable")]
+        return self.ts[order], order
+
+    def warm(self) -> None:
+        """Build the look-ups requests would otherwise build on first use (the signal matrix,
+        the per-customer and by-time indexes, the co-occurrence table)."""
+        build_cached(self)
+        _ = self.cooc
 
     # --- one customer -------------------------------------------------------------------------
     def items_of(self, key: str) -> np.ndarray:

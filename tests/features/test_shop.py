@@ -55,13 +55,28 @@ def test_one_customers_numbers_are_those_of_a_scan_of_every_event(shop: ShopStat
 
 def test_the_per_customer_index_is_rebuilt_where_it_is_used_not_shipped(shop: ShopStats) -> None:
     shop.did_between(shop.users.ids[0], 0, 0, 1)  # builds it
-    assert "_user_rows" in shop.__dict__
+    shop.warm()
+    assert "_user_rows" in shop.__dict__ and "_signal_by_time" in shop.__dict__
     copy = pickle.loads(pickle.dumps(shop))
-    assert "_user_rows" not in copy.__dict__
+    assert "_user_rows" not in copy.__dict__ and "_signal_by_time" not in copy.__dict__
     key = copy.users.ids[1]
     assert [copy.own_rating(key, i) for i in range(12)] == [
         shop.own_rating(key, i) for i in range(12)
     ]
+
+
+def test_trending_counts_are_distinct_customers_of_a_scan_of_every_event(shop: ShopStats) -> None:
+    """A day's counts read that day's window of the events sorted by time: the same numbers as
+    a pass over every event, for every day and window (and after an erasure)."""
+    day = 86_400
+    for s in (shop, shop.without("u3")):
+        for as_of in (0, 3 * day + 5, 17 * day, 40 * day, 55 * day):
+            for days in (1, 7, 30):
+                got, at = s.trending(as_of, days)
+                start = as_of // day * day
+                m = s.is_signal & (s.ts >= start - days * day) & (s.ts < start)
+                want = [len(set(s.user[m & (s.item == i)].tolist())) for i in range(12)]
+                assert at == start and got.tolist() == want
 
 
 def test_a_readers_items_answer_as_did_does(shop: ShopStats) -> None:
