@@ -84,13 +84,13 @@ class Recommender:
         return self.use(model)
 
     def use(self, model: FittedModel) -> Self:
-        """Serve ``model`` from the next request on (requests in flight finish on the old one);
-        an attached audit sink and accountability hooks carry over."""
+        """Serve ``model`` from the next request on (requests in flight finish on the old one),
+        warmed first (:meth:`Pipeline.warm`); an attached audit sink and hooks carry over."""
         old = self.__dict__.get("pipeline_")
         extra = {"sink": old.sink, "hooks": old.hooks} if old is not None else {}
-        self.pipeline_ = Pipeline(
-            model, self.consent_store_, pseudonymizer=self.pseudonymizer, **extra
-        )
+        pipeline = Pipeline(model, self.consent_store_, pseudonymizer=self.pseudonymizer, **extra)
+        pipeline.warm()
+        self.pipeline_ = pipeline
         return self
 
     @property

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from recsys.data.synthetic import ShopSpec, make_shop
+from recsys.privacy.consent import SQLiteConsentStore
 
 ML100K = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "ml-100k"
 
@@ -68,3 +69,19 @@ def served_dir(small_shop, pseudonymizer, tmp_path_factory) -> tuple[Path, Path]
     rec = Recommender(cfg, pseudonymizer=pseudonymizer, consent=SQLiteConsentStore(db))
     rec.fit(small_shop, now=END).save(root / "model")
     return root / "model", db
+
+
+@pytest.fixture
+def model_copy(served_dir, tmp_path) -> tuple[Path, SQLiteConsentStore]:
+    """A private copy of the served model directory and of its consent database."""
+    import shutil
+    import sqlite3
+
+    model, db = served_dir
+    shutil.copytree(model, tmp_path / "model")
+    src, dst = sqlite3.connect(db), sqlite3.connect(tmp_path / "state.sqlite")
+    with dst:
+        src.backup(dst)  # WAL mode: a file copy could miss the newest records
+    src.close()
+    dst.close()
+    return tmp_path / "model", SQLiteConsentStore(tmp_path / "state.sqlite")

@@ -18,6 +18,7 @@ from recsys.data.schema import EVENTS
 from recsys.features import fresh as fresh_events
 from recsys.features.fresh import FreshEvents
 from recsys.features.history import DAY, EVENT_CODE, EVENT_WEIGHT, Catalog, History
+from recsys.features.lazy import build_cached
 from recsys.features.shop import ShopStats
 from recsys.features.stats import Cooccurrence, csr_find
 
@@ -77,6 +78,14 @@ class FeatureContext:
     def confidence(self) -> sp.csr_matrix:
         """User x item confidence (event weights summed): what the collaborative model fits."""
         return self.history.matrix()
+
+    def warm(self) -> None:
+        """Build every table this context, its catalogue, history and shop-wide numbers build on
+        first use (``Pipeline.warm`` runs a request too, for the per-day counts)."""
+        for part in (self, self.catalog, self.history):
+            build_cached(part)
+        if self.shop is not None:
+            self.shop.warm()
 
     def user_confidence(self, u: int, items: np.ndarray) -> np.ndarray:
         """Confidence of user ``u`` on each of ``items`` (0 where none): one CSR row, no copy."""

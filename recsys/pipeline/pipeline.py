@@ -23,6 +23,7 @@ from recsys.explain.explainer import WHY, Explainer
 from recsys.features.context import UserBlock, UserState
 from recsys.features.fresh import FreshEvents
 from recsys.features.history import EVENT_CODE
+from recsys.features.lazy import build_cached
 from recsys.model.fitted import FittedModel
 from recsys.pipeline.heap import FREEZE_FROM, frozen_heap
 from recsys.pipeline.threads import blas_threads
@@ -32,11 +33,16 @@ from recsys.ranking.scorer import Scorer
 from recsys.rerank.stages import RerankConfig, RerankInput, rerank_many
 from recsys.rules import reasons as rule_reasons
 from recsys.rules.apply import RuleEngine, popular
-from recsys.types import Attributions, ItemList, Query, Recommendation, Recommendations
+from recsys.types import Attributions, Event, ItemList, Query, Recommendation, Recommendations
 
 if TYPE_CHECKING:  # accountability hooks (recsys.audit), never imported from here
     from recsys.audit.hooks import Accountability
     from recsys.audit.trail import AuditSink
+
+WARM_VISITOR = "recsys-warm-up"
+"""The made-up visitor of :meth:`Pipeline.warm` (unknown to every model: visitors have no
+history, and this id is never looked up as a customer's)."""
+WARM_EVENTS = 3
 
 Reranker = Callable[[UserState, ItemList, Query], ItemList]
 """A per-call re-ranking override (e.g. a batch's exposure controller); one with a ``many``
@@ -123,6 +129,22 @@ class Pipeline:
                 out.extend(self._block(queries[start : start + self.block_size], reranker))
         return out
 
+    def warm(self) -> None:
+        """Build everything requests read lazily (shop-wide tables, indexes, the default day's
+        counts) before the first request is served, so a swapped-in model answers its first
+        request as fast as the others. One list for a made-up visitor whose recent events are
+        the shop's most popular items runs the whole path; it reads no customer's data, is
+        shown to no one and recorded nowhere."""
+        ctx = self.model.ctx
+        build_cached(self.model)
+        ctx.warm()
+        items = popular(ctx, ctx.catalog.in_stock)[:WARM_EVENTS]
+        ts = self.model.cutoff
+        events = tuple(Event(str(i), "view", ts) for i in ctx.catalog.items.ids[items].tolist())
+        with blas_threads(self.blas):
+            self._block([Query(WARM_VISITOR, events=events)], None, record=False)
+            self._not_personalized(Query(WARM_VISITOR), "unknown")
+
     def resolve(self, queries: Sequence[Query]) -> list[Resolved]:
         """Who gets a personalized list, and why the others do not."""
         keys = [self.key_of(q.user_id) for q in queries]
@@ -166,10 +188,13 @@ class Pipeline:
         ev = np.array([EVENT_CODE[e.event] for e in q.events], dtype=np.int8)
         return items[keep].astype(np.int64), ts[keep], ev[keep]
 
-    def _block(self, queries: Sequence[Query], reranker: Reranker | None) -> list[Recommendations]:
+    def _block(
+        self, queries: Sequence[Query], reranker: Reranker | None, *, record: bool = True
+    ) -> list[Recommendations]:
+        """``record=False``: no feedback, overrides or audit (the warm-up's list)."""
         ctx = self.model.ctx
         notes: list[dict[str, Any]] = [{} for _ in queries]
-        if self.hooks is not None:  # feedback and overrides: more exclusions, on every path
+        if self.hooks is not None and record:  # feedback and overrides: more exclusions
             queries, notes = self.hooks.before(self.model, queries, self.key_of)
         for q in queries:
             self.rules.check(q)  # an unknown field is an error, not an empty list
@@ -220,7 +245,7 @@ class Pipeline:
                 lst = rule_reasons.finish(self.explainer, ctx, st, lst, fill)
                 result[p] = self._recommendations(r.query, lst, True)
         out = [r for r in result if r is not None]
-        if self.hooks is None and self.sink is None:
+        if not record or (self.hooks is None and self.sink is None):
             return out
         return self._accountable(queries, out, notes)
 

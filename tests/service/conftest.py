@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from recsys.data.synthetic import END
-from recsys.privacy.consent import SQLiteConsentStore
 from recsys.recommender import Recommender
 
 NOW = int(END.timestamp())
-
-
-@pytest.fixture
-def model_copy(served_dir, tmp_path) -> tuple[Path, SQLiteConsentStore]:
-    """A private copy of the served model directory and of its consent database."""
-    import shutil
-    import sqlite3
-
-    model, db = served_dir
-    shutil.copytree(model, tmp_path / "model")
-    src, dst = sqlite3.connect(db), sqlite3.connect(tmp_path / "state.sqlite")
-    with dst:
-        src.backup(dst)  # WAL mode: a file copy could miss the newest records
-    src.close()
-    dst.close()
-    return tmp_path / "model", SQLiteConsentStore(tmp_path / "state.sqlite")
 
 
 @pytest.fixture
