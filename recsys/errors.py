@@ -73,6 +73,10 @@ class KeyMismatchError(ArtifactError, ConfigError):
     """The key in use is not the one the model (or the erasure records) were made with."""
 
 
+class StaleModelError(ArtifactError):
+    """A save would replace a version published after the one its changes were made to."""
+
+
 class ErasureError(RecsysError):
     """An erasure could not be completed or could not be honoured (its tombstone stays)."""
 

@@ -51,6 +51,7 @@ from recsys.errors import (
     ConfigError,
     KeyMismatchError,
     ManifestError,
+    StaleModelError,
     UnsafeArtifactPathError,
 )
 from recsys.features.context import FeatureContext
@@ -611,9 +612,17 @@ def _next_name(versions: Path, current: str | None) -> str:
     return f"{max(taken, default=0) + 1:06d}"
 
 
-def save_model(model: FittedModel, path: Path, *, signer: Pseudonymizer | None) -> Path:
+_ANY: Any = object()
+
+
+def save_model(
+    model: FittedModel, path: Path, *, signer: Pseudonymizer | None, expect: Any = _ANY
+) -> Path:
     """Publish ``model`` as a new version of the model directory ``path`` (see the module
-    docstring); ``signer`` is the shop's key, which authenticates the manifest."""
+    docstring); ``signer`` is the shop's key, which authenticates the manifest. ``expect``: the
+    version pointer the model's changes were made to (:func:`pointer_of`); when another save
+    has published since, nothing is saved and :class:`StaleModelError` says so (a served
+    model's events or erasure never roll back a newer training)."""
     if model.key_id is None and model.purpose != "evaluation":
         raise ArtifactError(
             "refusing to save raw user ids: fit with a Pseudonymizer (RECSYS_PSEUDONYM_KEY) so the "
@@ -642,6 +651,11 @@ def save_model(model: FittedModel, path: Path, *, signer: Pseudonymizer | None) 
     )
     atomic.make_dir(path)
     with atomic.exclusive_lock(path / LOCK):
+        if expect is not _ANY and _read_pointer(path) != expect:
+            raise StaleModelError(
+                f"{path}: version {_current(path)} was published after the one these changes "
+                "were made to; nothing saved (apply them to the newest version)"
+            )
         current = _current(path)
         versions = path / VERSIONS
         atomic.make_dir(versions)

@@ -23,13 +23,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recsys import __version__
-from recsys.errors import ArtifactError, RecsysError
+from recsys.errors import ArtifactError, RecsysError, StaleModelError
 from recsys.pipeline.query import make_query
 from recsys.service.feedback import feedback_hook, feedback_router
 from recsys.service.handle import ModelHandle
 from recsys.state import StateDir
 from recsys.types import Recommendation
 
+SAVE_TRIES = 3
+"""An erasure or a batch of events is applied again to a version another process published
+while it was being saved, this many times at most (then 409)."""
 log = logging.getLogger("recsys.service")
 ENV_ADMIN_TOKEN = "RECSYS_ADMIN_TOKEN"
 ADMIN_TOKEN_FILE = "admin.token"
@@ -304,11 +307,18 @@ def create_app(handle: ModelHandle, *, token: str | None = None) -> FastAPI:
         """Erase a user: tombstone and consent record at once (every worker stops personalizing
         them), then the model, published as a new version that every worker reloads."""
         pseudo = pseudonym(handle.current, user_id)
-        try:
-            removed = handle.forget(user_id)
-            version = handle.save()
-        except RecsysError as exc:
-            raise HTTPException(409, str(exc)) from None
+        removed: dict[str, int] = {}
+        for attempt in range(SAVE_TRIES):
+            try:
+                for what, n in handle.forget(user_id).items():  # all tries: what was removed
+                    removed[what] = max(n, removed.get(what, 0))
+                version = handle.save()
+                break
+            except StaleModelError as exc:  # a version published meanwhile: erase from it too
+                if attempt == SAVE_TRIES - 1:
+                    raise HTTPException(409, str(exc)) from None
+            except RecsysError as exc:
+                raise HTTPException(409, str(exc)) from None
         log.info("erased user=%s version=%s", pseudo, version)
         return ErasureOut(model_version=version, erased=removed)
 
@@ -320,13 +330,18 @@ def create_app(handle: ModelHandle, *, token: str | None = None) -> FastAPI:
     )
     def events(body: EventsIn) -> EventsOut:
         """Apply new events without retraining and publish the result as a new version."""
-        try:
-            report = handle.update([e.model_dump() for e in body.events])
-            version = handle.save() if report.applied else handle.version
-        except (ValueError, TypeError, OverflowError) as exc:
-            raise HTTPException(422, str(exc).splitlines()[0]) from None
-        except RecsysError as exc:
-            raise HTTPException(409, str(exc)) from None
+        for attempt in range(SAVE_TRIES):
+            try:
+                report = handle.update([e.model_dump() for e in body.events])
+                version = handle.save() if report.applied else handle.version
+                break
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise HTTPException(422, str(exc).splitlines()[0]) from None
+            except StaleModelError as exc:  # a version published meanwhile: apply to it
+                if attempt == SAVE_TRIES - 1:
+                    raise HTTPException(409, str(exc)) from None
+            except RecsysError as exc:
+                raise HTTPException(409, str(exc)) from None
         log.info("events applied=%d version=%s", report.applied, version)
         return EventsOut(model_version=version, **report.to_dict())
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recsys.errors import ArtifactError
-from recsys.model.artifacts import Manifest, open_published, pointer_of
+from recsys.errors import ArtifactError, StaleModelError
+from recsys.model.artifacts import Manifest, open_published, pointer_of, save_model
 from recsys.privacy.consent import ConsentStore
 from recsys.privacy.pseudonym import Pseudonymizer
 from recsys.recommender import Recommender
@@ -147,9 +147,25 @@ class ModelHandle:
         info = ModelInfo(f"{base}+{self._updates}", old.info.manifest)
         self._current = Served(rec, info, old.pointer)
 
+    def _catch_up(self) -> None:
+        """(Lock held.) Serve the published version first when another process published one:
+        changes go to the newest model, so saving them never rolls a training back. Changes
+        made here and not saved yet are refused rather than dropped."""
+        if pointer_of(self.path) == self._current.pointer:
+            return
+        if self._updates:
+            raise StaleModelError(
+                f"{self.path}: a new version was published over {self.version}, whose "
+                "changes are not saved; reload (dropping them) or apply them again after it"
+            )
+        self._current = self._load()
+        log.info("serving model version %s", self._current.info.version)
+
     def update(self, events: Iterable[Mapping[str, Any]]) -> UpdateReport:
-        """Apply new events without retraining (:func:`~recsys.service.update.apply_events`)."""
+        """Apply new events without retraining (:func:`~recsys.service.update.apply_events`),
+        to the newest published version."""
         with self._lock:
+            self._catch_up()
             old = self._current.recommender
             model, report = apply_events(
                 old.model_, events, consent=old.consent_store_, pseudonymizer=old.pseudonymizer
@@ -159,8 +175,10 @@ class ModelHandle:
         return report
 
     def forget(self, user_id: str) -> dict[str, int]:
-        """Erase a user from the served model (tombstone and consent record first)."""
+        """Erase a user from the served model, the newest published version (tombstone and
+        consent record first)."""
         with self._lock:
+            self._catch_up()
             rec = self._fork(self._current.recommender)
             removed = rec.forget(user_id)
             self._swap(rec)
@@ -168,9 +186,17 @@ class ModelHandle:
 
     def save(self) -> str:
         """Publish the served model as a new version of the directory (after ``update`` or
-        ``forget``), so other processes' watchers load it. Returns the new version's name."""
+        ``forget``), so other processes' watchers load it. Returns the new version's name.
+        When another process published since those changes were made, nothing is saved: the
+        newest version is served instead and :class:`StaleModelError` says so."""
         with self._lock:
-            self._current.recommender.save(self.path)
+            rec = self._current.recommender
+            try:
+                save_model(rec.model_, self.path, signer=rec.pseudonymizer,
+                           expect=self._current.pointer)  # fmt: skip
+            except StaleModelError:
+                self._current, self._updates = self._load(), 0
+                raise
             served = self._load()
             self._updates = 0
             self._current = served

@@ -162,3 +162,40 @@ def test_eight_threads_give_the_sequential_results(handle, small_shop) -> None:
         parallel = list(pool.map(one, calls * 3))
     assert parallel == sequential * 3
     assert consenting_users(small_shop, 1, rec=rec)
+
+
+def test_changes_never_roll_back_a_version_published_meanwhile(
+    handle, model_copy, pseudonymizer, small_shop
+) -> None:
+    """Another worker erases a customer and publishes; this worker, still serving the version
+    before, applies events and saves: the erasure stays (the events go to the newest version).
+    A save racing a publish saves nothing and says so."""
+    from recsys.data.synthetic import END
+    from recsys.errors import StaleModelError
+    from recsys.model.artifacts import pointer_of, save_model
+
+    path, store = model_copy
+    users = consenting_users(small_shop, n=3, rec=handle.current.recommender)
+    gone, user = users[0], users[1]
+    key = handle.current.recommender.key_of(gone)
+    item = str(small_shop.items["item_id"].iloc[5])
+    event = {"user_id": user, "item_id": item, "event": "view", "time": END.isoformat()}
+    other = ModelHandle(path, pseudonymizer=pseudonymizer, consent=store)  # a second worker
+    other.forget(gone)
+    erased = other.save()
+    assert handle.current.recommender.model_.ctx.history.users.get(key) >= 0  # not caught up
+    assert handle.update([event]).applied == 1
+    saved = handle.save()
+    assert saved > erased
+    fresh = ModelHandle(path, pseudonymizer=pseudonymizer, consent=store).current
+    assert fresh.info.version == saved
+    assert fresh.recommender.model_.ctx.history.users.get(key) < 0  # still erased
+
+    handle.update([event])  # then another process publishes before this save
+    rec = other.current.recommender
+    save_model(rec.model_, path, signer=rec.pseudonymizer)
+    published_now = pointer_of(path)
+    with pytest.raises(StaleModelError, match="nothing saved"):
+        handle.save()
+    assert pointer_of(path) == published_now  # nothing replaced it
+    assert handle.current.pointer == published_now  # the newest version is served instead
