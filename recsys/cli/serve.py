@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
     s.add_argument(
         "--watch", type=float, default=2.0, metavar="SECONDS",
         help="poll the model directory's CURRENT pointer this often and swap in a new version "
-        "(0: only on POST /v1/admin/reload)",
+        "(0, one worker only: on POST /v1/admin/reload, which reaches one worker of several)",
     )  # fmt: skip
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add_overrides_arg(s, audit=True)
@@ -53,6 +53,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1 or not 0 <= args.port <= 65535 or args.watch < 0:
         raise ConfigError("--workers must be at least 1, --port 0 to 65535, --watch 0 or more")
+    if args.workers > 1 and not args.watch:
+        raise ConfigError(
+            "--watch 0 needs --workers 1: POST /v1/admin/reload reaches one worker of several, "
+            "the others swap in a new version by watching CURRENT (e.g. --watch 2)"
+        )
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
     state = state_from_args(args)
     ps = pseudonymizer_from_args(args)
@@ -72,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     # worker processes build their own handle from the environment (recsys.service.app)
     os.environ["RECSYS_SERVE_MODEL"] = str(args.model)
     os.environ["RECSYS_SERVE_STATE_DIR"] = str(state.root)
-    os.environ["RECSYS_SERVE_WATCH"] = str(args.watch or 3600)
+    os.environ["RECSYS_SERVE_WATCH"] = str(args.watch)
     os.environ["RECSYS_SERVE_OVERRIDES"] = (
         str(Path(args.overrides).resolve()) if args.overrides else ""
     )

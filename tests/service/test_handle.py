@@ -114,6 +114,15 @@ def test_serve_refuses_to_start_with_one_line_and_exit_2(
     assert err.startswith("recsys: error: ") and err.count("\n") == 1
 
 
+def test_several_workers_refuse_to_go_without_watching(model_copy, monkeypatch, capsys) -> None:
+    """A reload request reaches one worker of several: the others need the watcher."""
+    path, _ = model_copy
+    monkeypatch.setenv("RECSYS_PSEUDONYM_KEY", KEY.decode())
+    assert main(["serve", "--model", str(path), "--workers", "2", "--watch", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--watch 0 needs --workers 1" in err and err.count("\n") == 1
+
+
 def test_reload_swaps_while_a_request_in_flight_keeps_the_old_model(handle, model_copy) -> None:
     path, _ = model_copy
     old = handle.current
