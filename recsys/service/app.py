@@ -21,6 +21,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Reques
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recsys import __version__
 from recsys.errors import ArtifactError, RecsysError, StaleModelError
@@ -184,8 +185,8 @@ def create_app(handle: ModelHandle, *, token: str | None = None) -> FastAPI:
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         return problem(422, f"{where}: {first.get('msg', 'invalid')}{more}")
 
-    @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)  # ours, and routing's own 404 / 405
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return problem(exc.status_code, str(exc.detail))
 
     @app.middleware("http")

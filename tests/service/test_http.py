@@ -92,6 +92,13 @@ def test_bad_requests_get_a_4xx_with_a_one_line_message(client, body):
     assert r.headers["x-model-version"] == "000001"
 
 
+@pytest.mark.parametrize(("method", "path"), [("get", "/v1/nothing-here"), ("put", "/health")])
+def test_unknown_routes_answer_with_the_model_version_too(client, method, path):
+    r = getattr(client, method)(path)
+    assert r.status_code in (404, 405)
+    assert r.json()["model_version"] == r.headers["x-model-version"] == "000001"
+
+
 def test_admin_endpoints_need_the_token(client, handle, small_shop):
     user = consenting_users(small_shop, 1, rec=handle.current.recommender)[0]
     assert client.delete(f"/v1/users/{user}").status_code == 401
