@@ -86,10 +86,10 @@ class Recommender:
     def use(self, model: FittedModel) -> Self:
         """Serve ``model`` from the next request on (requests in flight finish on the old one),
         warmed first (:meth:`Pipeline.warm`); an attached audit sink and hooks carry over."""
-        old = self.__dict__.get("pipeline_")
-        extra = {"sink": old.sink, "hooks": old.hooks} if old is not None else {}
-        pipeline = Pipeline(model, self.consent_store_, pseudonymizer=self.pseudonymizer, **extra)
+        pipeline = Pipeline(model, self.consent_store_, pseudonymizer=self.pseudonymizer)
         pipeline.warm()
+        if (old := self.__dict__.get("pipeline_")) is not None:  # after it: attach() meanwhile
+            pipeline.sink, pipeline.hooks = old.sink, old.hooks
         self.pipeline_ = pipeline
         return self
 

@@ -11,6 +11,7 @@ exactly what one call per user returns.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,9 +40,10 @@ if TYPE_CHECKING:  # accountability hooks (recsys.audit), never imported from he
     from recsys.audit.hooks import Accountability
     from recsys.audit.trail import AuditSink
 
+log = logging.getLogger("recsys.pipeline")
 WARM_VISITOR = "recsys-warm-up"
-"""The made-up visitor of :meth:`Pipeline.warm` (unknown to every model: visitors have no
-history, and this id is never looked up as a customer's)."""
+"""The anonymous visitor of :meth:`Pipeline.warm` (its lists are resolved as nobody's, whatever
+customer may have this id)."""
 WARM_EVENTS = 3
 
 Reranker = Callable[[UserState, ItemList, Query], ItemList]
@@ -132,18 +134,23 @@ class Pipeline:
     def warm(self) -> None:
         """Build everything requests read lazily (shop-wide tables, indexes, the default day's
         counts) before the first request is served, so a swapped-in model answers its first
-        request as fast as the others. One list for a made-up visitor whose recent events are
-        the shop's most popular items runs the whole path; it reads no customer's data, is
-        shown to no one and recorded nowhere."""
+        request as fast as the others. One list for an anonymous visitor whose recent events
+        are the shop's most popular items runs the whole path: it is looked up as no customer
+        (no consent record, no history), shown to no one and recorded nowhere. Never raises: a
+        failed warm-up leaves the tables to be built on first use, and says so in the log."""
         ctx = self.model.ctx
-        build_cached(self.model)
-        ctx.warm()
-        items = popular(ctx, ctx.catalog.in_stock)[:WARM_EVENTS]
-        ts = self.model.cutoff
-        events = tuple(Event(str(i), "view", ts) for i in ctx.catalog.items.ids[items].tolist())
-        with blas_threads(self.blas):
-            self._block([Query(WARM_VISITOR, events=events)], None, record=False)
-            self._not_personalized(Query(WARM_VISITOR), "unknown")
+        try:
+            build_cached(self.model)
+            ctx.warm()
+            items = popular(ctx, ctx.catalog.in_stock)[:WARM_EVENTS]
+            ts = self.model.cutoff
+            ids = ctx.catalog.items.ids[items].tolist()
+            events = tuple(Event(str(i), "view", ts) for i in ids)
+            with blas_threads(self.blas):
+                self._block([Query(WARM_VISITOR, events=events)], None, warm_up=True)
+                self._not_personalized(Query(WARM_VISITOR), "unknown", reader=False)
+        except Exception:  # an optimisation only: never the reason a model is not swapped in
+            log.warning("warming the model failed; requests build its tables", exc_info=True)
 
     def resolve(self, queries: Sequence[Query]) -> list[Resolved]:
         """Who gets a personalized list, and why the others do not."""
@@ -189,16 +196,17 @@ class Pipeline:
         return items[keep].astype(np.int64), ts[keep], ev[keep]
 
     def _block(
-        self, queries: Sequence[Query], reranker: Reranker | None, *, record: bool = True
+        self, queries: Sequence[Query], reranker: Reranker | None, *, warm_up: bool = False
     ) -> list[Recommendations]:
-        """``record=False``: no feedback, overrides or audit (the warm-up's list)."""
+        """``warm_up``: anonymous visitors (looked up as nobody), no feedback, overrides or
+        audit (:meth:`warm`)."""
         ctx = self.model.ctx
         notes: list[dict[str, Any]] = [{} for _ in queries]
-        if self.hooks is not None and record:  # feedback and overrides: more exclusions
+        if self.hooks is not None and not warm_up:  # feedback and overrides: more exclusions
             queries, notes = self.hooks.before(self.model, queries, self.key_of)
         for q in queries:
             self.rules.check(q)  # an unknown field is an error, not an empty list
-        resolved = self.resolve(queries)
+        resolved = [Resolved(q, -1, None) for q in queries] if warm_up else self.resolve(queries)
         result: list[Recommendations | None] = [None] * len(queries)
         personal = [(p, r) for p, r in enumerate(resolved) if r.why is None]
         for p, r in enumerate(resolved):
@@ -245,7 +253,7 @@ class Pipeline:
                 lst = rule_reasons.finish(self.explainer, ctx, st, lst, fill)
                 result[p] = self._recommendations(r.query, lst, True)
         out = [r for r in result if r is not None]
-        if not record or (self.hooks is None and self.sink is None):
+        if warm_up or (self.hooks is None and self.sink is None):
             return out
         return self._accountable(queries, out, notes)
 
@@ -284,7 +292,8 @@ class Pipeline:
                 out[n] = lst
         return [lst for lst in out if lst is not None]
 
-    def _not_personalized(self, q: Query, why: str) -> Recommendations:
+    def _not_personalized(self, q: Query, why: str, *, reader: bool = True) -> Recommendations:
+        """``reader=False``: counts leave no reader out (the warm-up's list, for nobody)."""
         ctx = self.model.ctx
         ex = ctx.catalog.items.index(list(q.exclude))
         as_of = self.as_of(q)
@@ -300,7 +309,7 @@ class Pipeline:
             counts = np.concatenate([counts, np.zeros(len(filled))])
         lst = ItemList.from_indices(items, ctx.catalog.items.ids, score=counts.astype(float))
         lst, promoted = self.rules.place_plain(self._rerank_config(q), lst, ok, q.k)
-        key = self.key_of(q.user_id) if why != "no_consent" else None
+        key = self.key_of(q.user_id) if reader and why != "no_consent" else None
         reasons = self.explainer.not_personalized(ctx, lst, as_of, why, key)
         reasons = rule_reasons.finish_plain(
             self.explainer, ctx, reasons, promoted, filled, WHY[why], key

@@ -34,8 +34,13 @@ def test_pair_lookup_agrees_with_row_lookup() -> None:
         rng = np.random.default_rng(seed)
         rows, cols = rng.integers(0, n, 500), rng.integers(0, n, 500)
         want = [table.lookup(int(r), np.array([c]))[0] for r, c in zip(rows, cols, strict=True)]
-        np.testing.assert_array_equal(table.pairs(rows, cols), want)  # vectorized
-        np.testing.assert_array_equal(table.pairs(rows[:5], cols[:5]), want[:5])  # laid out
+        np.testing.assert_array_equal(table.pairs(rows, cols), want)  # laid out
+        old, stats.GATHER_LIMIT = stats.GATHER_LIMIT, 0
+        try:
+            np.testing.assert_array_equal(table.pairs(rows, cols), want)  # bisection
+        finally:
+            stats.GATHER_LIMIT = old
+        np.testing.assert_array_equal(table.pairs(rows[:5], cols[:5]), want[:5])
         same = np.full(40, rows[0])
         want_row = table.lookup(int(rows[0]), cols[:40])
         np.testing.assert_array_equal(table.pairs(same, cols[:40]), want_row)  # one row
@@ -115,3 +120,11 @@ def test_csr_find_is_scipy_lookup_on_every_path(seed: int, pairs: list, limit: i
     dense = X.toarray()
     assert hit.tolist() == [bool(dense[r, c]) for r, c in pairs]
     assert all(X.indices[a] == c for a, c, h in zip(at, cols, hit, strict=True) if h)
+
+
+def test_a_column_past_the_laid_out_slot_is_not_found() -> None:
+    """Rows laid end to end give each pair a slot of 2**32 columns: a column beyond it must not
+    read as the next pair's entry."""
+    X = sp.csr_matrix(np.array([[0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1]], dtype=np.float32))
+    hit, _ = csr_find(X.indptr, X.indices, np.array([0, 1]), np.array([5 + 2**32, 5]))
+    assert hit.tolist() == [False, True]

@@ -52,4 +52,36 @@ def test_the_warm_up_is_recorded_nowhere(model_copy, pseudonymizer) -> None:
         assert trail.count(rec.key_of("someone")) == 1
     finally:
         attach(rec)
-    assert store.get_many([rec.key_of(WARM_VISITOR)]) == {}  # no consent record either
+
+
+def test_the_warm_up_is_nobodys_and_a_failed_one_still_swaps(
+    model_copy, pseudonymizer, monkeypatch, caplog
+) -> None:
+    """The warm-up's visitor is looked up as no customer (a customer could have its id); a
+    warm-up that fails is logged and the model is served all the same."""
+    import logging
+
+    from recsys.pipeline import pipeline as pipeline_module
+    from recsys.pipeline.pipeline import Pipeline
+
+    model, store = model_copy
+    rec = Recommender.load(model, pseudonymizer=pseudonymizer, consent=store)
+
+    def no(*args, **kwargs):
+        raise AssertionError("the warm-up looked a customer up")
+
+    with monkeypatch.context() as m, caplog.at_level(logging.WARNING, "recsys.pipeline"):
+        m.setattr(Pipeline, "resolve", no)
+        m.setattr(Pipeline, "key_of", no)
+        rec.pipeline.warm()
+    assert not caplog.records
+
+    def broken(obj):
+        raise RuntimeError("disk on fire")
+
+    old = rec.pipeline
+    with monkeypatch.context() as m, caplog.at_level(logging.WARNING, "recsys.pipeline"):
+        m.setattr(pipeline_module, "build_cached", broken)
+        rec.use(rec.model_)
+    assert rec.pipeline is not old and "warming the model failed" in caplog.text
+    assert rec.recommend("someone", 3).item_ids  # served, tables built on first use
