@@ -366,6 +366,9 @@ class Recommendations(Sequence[Recommendation]):
     request_id: str | None = field(default=None, compare=False)
     shortfall: int = 0
     """How many of the ``k`` items asked for could not be given (rules left too few)."""
+    ignored_events: int = 0
+    """Recent events the request carried on items the model does not know: not folded in, and
+    counted here rather than dropped unsaid."""
 
     def __getitem__(self, i):  # type: ignore[override]
         return self.items[i]

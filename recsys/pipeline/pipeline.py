@@ -333,9 +333,11 @@ class Pipeline:
             )
             for r, item_id in enumerate(map(str, lst.ids.tolist()))
         )
+        ids = [e.item_id for e in q.events]  # events on items the model does not know
+        unknown = int(np.count_nonzero(self.model.ctx.catalog.items.index(ids) < 0)) if ids else 0
         return Recommendations(
             q.user_id, recs, personalized=personalized, request_id=q.request_id,
-            shortfall=max(0, q.k - len(recs)),
+            shortfall=max(0, q.k - len(recs)), ignored_events=unknown,
         )  # fmt: skip
 
     def counterfactual(self, q: Query, item_id: str, drop: Iterable[str]) -> tuple[float, float]:

@@ -96,6 +96,10 @@ class RecommendationsOut(BaseModel):
     user_id: str
     personalized: bool
     items: list[Item]
+    shortfall: int = Field(0, description="items of the k asked for that rules left out")
+    ignored_events: int = Field(
+        0, description="recent events on items the model does not know (not folded in)"
+    )
 
 
 class ExplanationOut(BaseModel):
@@ -227,6 +231,8 @@ def create_app(handle: ModelHandle, *, token: str | None = None) -> FastAPI:
             user_id=body.user_id,
             personalized=recs.personalized,
             items=[_item(r) for r in recs],
+            shortfall=recs.shortfall,
+            ignored_events=recs.ignored_events,
         )
 
     @app.post("/v1/recommendations", response_model=RecommendationsOut, responses=errors)

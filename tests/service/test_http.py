@@ -53,6 +53,13 @@ def test_get_and_post_recommendations_carry_the_model_version(client, handle, sm
         events=[{"item_id": item, "event": "view", "time": NOW}],
     )  # fmt: skip
     assert [i["item_id"] for i in post.json()["items"]] == same.item_ids
+    assert post.json()["ignored_events"] == 0 and post.json()["shortfall"] == 0
+    unknown = {"item_id": "NO-SUCH-ITEM", "event": "view", "time": NOW}
+    both = client.post(
+        "/v1/recommendations",
+        json={"user_id": user, "k": 3, "events": [unknown, unknown | {"item_id": item}]},
+    )
+    assert both.status_code == 200 and both.json()["ignored_events"] == 1  # counted, not lost
 
 
 def test_explanation_consent_and_fallback(client, handle, small_shop):
