@@ -139,13 +139,13 @@ class GroupOrder:
         return cls(tuple(tuple(m) for m in groups.values()))
 
     @cached_property
-    def _singles(self) -> tuple[np.ndarray, np.ndarray]:
-        """The templates with one feature, and that feature: their columns are copied, not
-        summed (``0.0 + x`` is ``x``), in one step for all of them."""
-        pairs = [(g, m[0]) for g, m in enumerate(self.members) if len(m) == 1]
-        return np.array([g for g, _ in pairs], dtype=np.int64), np.array(
-            [j for _, j in pairs], dtype=np.int64
-        )
+    def _split(self) -> tuple[np.ndarray, np.ndarray, list[tuple[int, tuple[int, ...]]]]:
+        """The templates with one feature and that feature (their columns are copied, not
+        summed: ``0.0 + x`` is ``x``), and the templates with several, summed as a loop would."""
+        single = [(g, m[0]) for g, m in enumerate(self.members) if len(m) == 1]
+        multi = [(g, m) for g, m in enumerate(self.members) if len(m) > 1]
+        gs = np.array([g for g, _ in single], dtype=np.int64)
+        return gs, np.array([j for _, j in single], dtype=np.int64), multi
 
     def rank(self, phi: np.ndarray) -> list[list[int]]:
         """Per row of ``phi`` (items x features): the templates with a positive attribution,
@@ -156,13 +156,10 @@ class GroupOrder:
         first = np.full((n, len(self.members)), width)
         pos = phi > 0
         vals = np.where(pos, phi, 0.0)
-        if width:
-            gs, js = self._singles
-            total[:, gs] = vals[:, js]
-            first[:, gs] = np.where(pos[:, js], js, width)
-        for g, members in enumerate(self.members):
-            if len(members) == 1 and width:
-                continue
+        gs, js, multi = self._split
+        total[:, gs] = vals[:, js]
+        first[:, gs] = np.where(pos[:, js], js, width)
+        for g, members in multi:
             for j in members:  # left to right from 0.0, as a loop would add (+ 0.0 changes nothing)
                 total[:, g] += vals[:, j]
             for j in reversed(members):

@@ -333,8 +333,8 @@ class Pipeline:
             )
             for r, item_id in enumerate(map(str, lst.ids.tolist()))
         )
-        ids = [e.item_id for e in q.events]  # events on items the model does not know
-        unknown = int(np.count_nonzero(self.model.ctx.catalog.items.index(ids) < 0)) if ids else 0
+        fresh = self.fresh(q)  # what it leaves out are the events on items the model does not know
+        unknown = len(q.events) - (len(fresh[0]) if fresh is not None else 0)
         return Recommendations(
             q.user_id, recs, personalized=personalized, request_id=q.request_id,
             shortfall=max(0, q.k - len(recs)), ignored_events=unknown,
