@@ -123,6 +123,9 @@ class ConsentOut(BaseModel):
 class ErasureOut(BaseModel):
     model_version: str
     erased: dict[str, int]
+    known: bool
+    """Whether anything of the user's was held (the tombstone is recorded either way, so
+    their data is never used again)."""
 
 
 class EventsIn(Strict):
@@ -312,22 +315,27 @@ def create_app(handle: ModelHandle, *, token: str | None = None) -> FastAPI:
     )
     def erase(user_id: str) -> ErasureOut:
         """Erase a user: tombstone and consent record at once (every worker stops personalizing
-        them), then the model, published as a new version that every worker reloads."""
+        them), then the model, published as a new version that every worker reloads. A model
+        that held nothing of theirs is not published again (``known`` is then false unless
+        a consent, audit or feedback record was removed)."""
         pseudo = pseudonym(handle.current, user_id)
         removed: dict[str, int] = {}
+        changed = False
         for attempt in range(SAVE_TRIES):
             try:
                 for what, n in handle.forget(user_id).items():  # all tries: what was removed
                     removed[what] = max(n, removed.get(what, 0))
-                version = handle.save()
+                changed = changed or handle.unsaved > 0
+                version = handle.save() if handle.unsaved else handle.version
                 break
             except StaleModelError as exc:  # a version published meanwhile: erase from it too
                 if attempt == SAVE_TRIES - 1:
                     raise HTTPException(409, str(exc)) from None
             except RecsysError as exc:
                 raise HTTPException(409, str(exc)) from None
-        log.info("erased user=%s version=%s", pseudo, version)
-        return ErasureOut(model_version=version, erased=removed)
+        known = changed or any(removed.values())
+        log.info("erased user=%s known=%s version=%s", pseudo, known, version)
+        return ErasureOut(model_version=version, erased=removed, known=known)
 
     @app.post(
         "/v1/events",

@@ -19,7 +19,9 @@ from typing import Any
 
 from recsys.errors import ArtifactError, StaleModelError
 from recsys.model.artifacts import Manifest, open_published, pointer_of, save_model
+from recsys.model.fitted import FittedModel
 from recsys.privacy.consent import ConsentStore
+from recsys.privacy.erasure import erase_in_model
 from recsys.privacy.pseudonym import Pseudonymizer
 from recsys.recommender import Recommender
 from recsys.service.update import UpdateReport, apply_events
@@ -171,18 +173,27 @@ class ModelHandle:
                 old.model_, events, consent=old.consent_store_, pseudonymizer=old.pseudonymizer
             )
             if report.applied:
-                self._swap(self._fork(old).use(model))
+                self._swap(self._fork(old, model))
         return report
 
     def forget(self, user_id: str) -> dict[str, int]:
         """Erase a user from the served model, the newest published version (tombstone and
-        consent record first)."""
+        consent record first). A model that holds nothing of theirs is not swapped, so there
+        is nothing to save (:attr:`unsaved`)."""
         with self._lock:
             self._catch_up()
-            rec = self._fork(self._current.recommender)
-            removed = rec.forget(user_id)
-            self._swap(rec)
+            old = self._current.recommender
+            model, removed = erase_in_model(
+                old.model_, old.consent_store_, user_id, old.pseudonymizer
+            )
+            if model is not old.model_:
+                self._swap(self._fork(old, model))
         return removed
+
+    @property
+    def unsaved(self) -> int:
+        """How many updates and erasures the served model has that no published version has."""
+        return self._updates
 
     def save(self) -> str:
         """Publish the served model as a new version of the directory (after ``update`` or
@@ -203,12 +214,12 @@ class ModelHandle:
         return served.info.version
 
     @staticmethod
-    def _fork(rec: Recommender) -> Recommender:
-        """A new facade over the same model and stores (audit sink and hooks too): the snapshot
-        in flight is not touched."""
+    def _fork(rec: Recommender, model: FittedModel) -> Recommender:
+        """A new facade over ``model`` with ``rec``'s stores (audit sink and hooks too): the
+        snapshot in flight is not touched, and only the new model is warmed up."""
         new = Recommender(
             rec.config, policy=rec.policy, pseudonymizer=rec.pseudonymizer,
             consent=rec.consent_store_,
-        ).use(rec.model_)  # fmt: skip
+        ).use(model)  # fmt: skip
         new.pipeline.sink, new.pipeline.hooks = rec.pipeline.sink, rec.pipeline.hooks
         return new

@@ -121,12 +121,28 @@ def test_admin_endpoints_need_the_token(client, handle, small_shop):
     assert ev.status_code == 200 and ev.json()["applied"] == 1
     assert ev.json()["model_version"] == "000002"  # published: other workers load it
     r = client.delete(f"/v1/users/{user}", headers=ok)
-    assert r.status_code == 200 and r.json()["erased"]["events"] > 0
+    assert r.status_code == 200 and r.json()["erased"]["events"] > 0 and r.json()["known"]
     assert r.json()["model_version"] == "000003"
     r = client.get(f"/v1/users/{user}/recommendations").json()
     assert not r["personalized"] and "chose not" not in r["items"][0]["reason"]
     with TestClient(create_app(handle, token=None)) as off:
         assert off.delete(f"/v1/users/{user}", headers=ok).status_code == 403
+
+
+def test_erasing_someone_the_model_never_held_publishes_nothing(client, handle):
+    """A tombstone is recorded, but no new version is written (a copy of the whole model that
+    every worker would reload) when the model held nothing of theirs; the answer says so."""
+    ok = {"X-Admin-Token": TOKEN}
+    versions = sorted(p.name for p in (handle.path / "versions").iterdir())
+    r = client.delete("/v1/users/never-seen-here", headers=ok)
+    assert r.status_code == 200
+    body = r.json()
+    assert body["known"] is False and not any(body["erased"].values())
+    assert body["model_version"] == handle.version == "000001"
+    assert sorted(p.name for p in (handle.path / "versions").iterdir()) == versions
+    store = handle.current.recommender.consent_store_
+    key = handle.current.recommender.pseudonymizer("never-seen-here")
+    assert key in store.erased()  # the tombstone: their data is never used again
 
 
 def test_health_ready_model_and_openapi(client):
