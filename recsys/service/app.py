@@ -208,7 +208,11 @@ def create_app(handle: ModelHandle, *, token: str | None = None) -> FastAPI:
 
     def require_admin(x_admin_token: Annotated[str | None, Header()] = None) -> None:
         if token is None:
-            raise HTTPException(403, f"admin endpoints are off: set {ENV_ADMIN_TOKEN}")
+            raise HTTPException(
+                403,
+                f"admin endpoints are off: set {ENV_ADMIN_TOKEN}, or write the token to "
+                f"{ADMIN_TOKEN_FILE} in the state directory, and restart the server",
+            )
         if x_admin_token is None or not hmac.compare_digest(x_admin_token, token):
             raise HTTPException(401, "missing or wrong X-Admin-Token")
 
