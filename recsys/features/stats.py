@@ -8,10 +8,6 @@ import numpy as np
 import scipy.sparse as sp
 
 ITEM_BLOCK = 2048
-GATHER_LIMIT = 1 << 15
-"""Pair look-ups whose rows hold up to this many entries in all search those rows laid end to
-end; larger ones bisect every pair's row at once (the two cost about the same here, measured
-on co-occurrence rows of 500 entries)."""
 
 
 def unique_ints(a: np.ndarray) -> np.ndarray:
@@ -40,48 +36,11 @@ def csr_find(
     indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, cols: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Is ``cols[n]`` stored in row ``rows[n]`` of a CSR layout with sorted rows, and where
-    (``at`` is only meaningful where ``hit``). Pairs of one row: one ``searchsorted`` in it.
-    Pairs whose rows hold few entries in all (a request's reasons): those rows laid end to end
-    as ``pair * 2**32 + column`` (still sorted), one ``searchsorted`` for every pair. Many
-    pairs: a binary search over all of them at once, one step per halving of a row."""
-    rows = np.asarray(rows, dtype=np.int64)
-    cols = np.asarray(cols, dtype=np.int64)
-    if not len(rows):
-        return np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
-    lo = indptr[rows].astype(np.int64)
-    hi = indptr[rows + 1].astype(np.int64)
-    if rows.min() == rows.max():  # one row (one request's candidates)
-        a, b = int(lo[0]), int(hi[0])
-        if b == a:
-            return np.zeros(len(rows), dtype=bool), np.zeros(len(rows), dtype=np.int64)
-        at = np.minimum(a + np.searchsorted(indices[a:b], cols), b - 1)
-        return indices[at] == cols, at
-    size = hi - lo
-    total = int(size.sum())
-    if total <= GATHER_LIMIT:
-        if not total:
-            return np.zeros(len(rows), dtype=bool), np.zeros(len(rows), dtype=np.int64)
-        begin = np.cumsum(size) - size  # where each pair's row starts in the laid-out rows
-        pos = np.arange(total, dtype=np.int64) + np.repeat(lo - begin, size)
-        slot = np.repeat(np.arange(len(rows), dtype=np.int64) << 32, size)
-        keys = slot + indices[pos]
-        q = (np.arange(len(rows), dtype=np.int64) << 32) + cols
-        k = np.minimum(np.searchsorted(keys, q), total - 1)
-        fits = (cols >= 0) & (cols < 1 << 32)  # a column past the slot would read the next pair's
-        return (keys[k] == q) & fits, pos[k]
-    end = hi.copy()
-    while True:  # first position in [lo, hi) whose neighbour is >= the column
-        todo = lo < hi
-        if not todo.any():
-            break
-        mid = (lo + hi) // 2
-        below = todo & (indices[np.minimum(mid, len(indices) - 1)] < cols)
-        lo = np.where(below, mid + 1, lo)
-        hi = np.where(todo & ~below, mid, hi)
-    found = lo < end
-    at = np.minimum(lo, max(len(indices) - 1, 0))
-    hit = found & (indices[at] == cols) if len(indices) else found
-    return hit, at
+    (``at`` is a valid index of ``indices`` when there is one, meaningful only where ``hit``):
+    a compiled binary search per pair in its row (:mod:`recsys.features.kernels`)."""
+    from recsys.features import kernels  # numba loads on the first look-up, not at import
+
+    return kernels.csr_find(indptr, indices, rows, cols)
 
 
 @dataclass(frozen=True)
@@ -140,27 +99,10 @@ class Cooccurrence:
         return np.where(hit, self.counts[lo:hi][pos], 0).astype(float)
 
     def lookup_rows(self, js: np.ndarray, cand: np.ndarray) -> np.ndarray:
-        """:meth:`lookup` for a few items at once: ``len(js) x len(cand)``. The rows of ``js``
-        are laid end to end as ``slot * n_items + neighbour`` (still sorted), so one search
-        serves them all."""
-        js = np.asarray(js, dtype=np.int64)
-        cand = np.asarray(cand, dtype=np.int64)
-        n_items = len(self.indptr) - 1
-        lo, hi = self.indptr[js].tolist(), self.indptr[js + 1].tolist()
-        keys = np.concatenate(
-            [np.empty(0, np.int64)]
-            + [
-                self.indices[a:b].astype(np.int64) + s * n_items
-                for s, (a, b) in enumerate(zip(lo, hi, strict=True))
-            ]
-        )
-        if not len(keys) or not len(cand):
-            return np.zeros((len(js), len(cand)))
-        vals = np.concatenate([self.counts[a:b] for a, b in zip(lo, hi, strict=True)])
-        q = (np.arange(len(js), dtype=np.int64)[:, None] * n_items + cand[None, :]).ravel()
-        at = np.minimum(np.searchsorted(keys, q), len(keys) - 1)
-        out = np.where(keys[at] == q, vals[at], 0).astype(float)
-        return out.reshape(len(js), len(cand))
+        """:meth:`lookup` for a few items at once: ``len(js) x len(cand)``."""
+        js, cand = np.asarray(js, dtype=np.int64), np.asarray(cand, dtype=np.int64)
+        found = self.pairs(np.repeat(js, len(cand)), np.tile(cand, len(js)))
+        return found.reshape(len(js), len(cand))
 
     def pairs(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Customers who chose both ``rows[n]`` and ``cols[n]``, for every ``n`` (0 where not

@@ -7,7 +7,6 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recsys.features import stats
 from recsys.features.stats import Cooccurrence, csr_find, first_of_each, unique_ints
 
 
@@ -34,16 +33,13 @@ def test_pair_lookup_agrees_with_row_lookup() -> None:
         rng = np.random.default_rng(seed)
         rows, cols = rng.integers(0, n, 500), rng.integers(0, n, 500)
         want = [table.lookup(int(r), np.array([c]))[0] for r, c in zip(rows, cols, strict=True)]
-        np.testing.assert_array_equal(table.pairs(rows, cols), want)  # laid out
-        old, stats.GATHER_LIMIT = stats.GATHER_LIMIT, 0
-        try:
-            np.testing.assert_array_equal(table.pairs(rows, cols), want)  # bisection
-        finally:
-            stats.GATHER_LIMIT = old
+        np.testing.assert_array_equal(table.pairs(rows, cols), want)
         np.testing.assert_array_equal(table.pairs(rows[:5], cols[:5]), want[:5])
         same = np.full(40, rows[0])
         want_row = table.lookup(int(rows[0]), cols[:40])
         np.testing.assert_array_equal(table.pairs(same, cols[:40]), want_row)  # one row
+        stacked = np.stack([table.lookup(int(r), cols[:50]) for r in rows[:3]])
+        np.testing.assert_array_equal(table.lookup_rows(rows[:3], cols[:50]), stacked)
 
 
 def test_rows_keep_only_the_largest_counts() -> None:
@@ -101,30 +97,30 @@ def test_unique_ints_and_first_of_each_are_what_np_unique_gives(values: list[int
 @settings(max_examples=150, deadline=None)
 @given(
     st.integers(0, 2**16),
-    st.lists(st.tuples(st.integers(0, 7), st.integers(0, 30)), max_size=40),
-    st.sampled_from([0, 8, 1 << 16]),
+    st.lists(st.tuples(st.integers(0, 7), st.integers(-3, 34)), max_size=40),
+    st.sampled_from([np.int32, np.int64]),
 )
-def test_csr_find_is_scipy_lookup_on_every_path(seed: int, pairs: list, limit: int) -> None:
-    """One row, rows laid end to end, and bisection (``GATHER_LIMIT`` forces each) all answer
-    what the sparse matrix holds, and ``at`` points at the stored entry."""
+def test_csr_find_is_scipy_lookup(seed: int, pairs: list, index_type) -> None:
+    """Every pair answers what the sparse matrix holds (columns outside the matrix too, and
+    rows with no entry), and ``at`` points at the stored entry, for either index width."""
     rng = np.random.default_rng(seed)
     X = sp.csr_matrix(rng.random((8, 31)) < rng.random())
     X.sort_indices()
     rows = np.array([r for r, _ in pairs], dtype=np.int64)
     cols = np.array([c for _, c in pairs], dtype=np.int64)
-    old, stats.GATHER_LIMIT = stats.GATHER_LIMIT, limit
-    try:
-        hit, at = csr_find(X.indptr, X.indices, rows, cols)
-    finally:
-        stats.GATHER_LIMIT = old
+    indptr, indices = X.indptr.astype(index_type), X.indices.astype(index_type)
+    hit, at = csr_find(indptr, indices, rows, cols)
     dense = X.toarray()
-    assert hit.tolist() == [bool(dense[r, c]) for r, c in pairs]
+    assert hit.tolist() == [0 <= c < 31 and bool(dense[r, c]) for r, c in pairs]
     assert all(X.indices[a] == c for a, c, h in zip(at, cols, hit, strict=True) if h)
+    assert ((at >= 0) & (at < max(len(indices), 1))).all()  # a valid index: callers gather
 
 
-def test_a_column_past_the_laid_out_slot_is_not_found() -> None:
-    """Rows laid end to end give each pair a slot of 2**32 columns: a column beyond it must not
-    read as the next pair's entry."""
+def test_a_column_past_32_bits_is_not_found() -> None:
+    """A column that only matches a stored one in its low 32 bits is not that column."""
     X = sp.csr_matrix(np.array([[0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1]], dtype=np.float32))
-    hit, _ = csr_find(X.indptr, X.indices, np.array([0, 1]), np.array([5 + 2**32, 5]))
-    assert hit.tolist() == [False, True]
+    hit, _ = csr_find(X.indptr, X.indices, np.array([0, 1, 1]), np.array([5 + 2**32, 5, 5 + 2**32]))
+    assert hit.tolist() == [False, True, False]
+    empty = sp.csr_matrix((2, 6), dtype=np.float32)
+    hit, at = csr_find(empty.indptr, empty.indices, np.array([0, 1]), np.array([1, 2]))
+    assert hit.tolist() == [False, False] and at.tolist() == [0, 0]

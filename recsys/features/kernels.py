@@ -1,0 +1,57 @@
+"""Compiled loops (numba) for the look-ups numpy can only do in many passes over the data.
+
+A request asks whether a few dozen (row, column) pairs are stored in a sorted-rows CSR table
+(co-occurrence counts, which customers did what): one binary search per pair in its own row.
+numpy has no per-row search, so it either lays the rows end to end (tens of thousands of
+entries copied for forty pairs) or bisects every pair at once in a dozen passes; compiled, it
+is the plain loop. numba comes with ``shap``; this module imports it, so it is imported only
+where a look-up is first made (a process that never makes one does not pay for loading it).
+Compiled code is cached next to this file (or in numba's user cache directory), so only the
+first process of an installation compiles.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+def _jit(fn):
+    """``njit`` with the GIL released; cached on disk where numba finds a place for it."""
+    try:
+        return numba.njit(cache=True, nogil=True)(fn)
+    except RuntimeError:  # no writable cache location: compile in each process instead
+        return numba.njit(nogil=True)(fn)
+
+
+@_jit
+def _csr_find(indptr, indices, rows, cols, hit, at):  # pragma: no cover - compiled
+    last = indices.shape[0] - 1
+    for n in range(rows.shape[0]):
+        r = rows[n]
+        lo = indptr[r]
+        end = indptr[r + 1]
+        hi = end
+        c = cols[n]
+        while lo < hi:  # the first position whose entry is >= c
+            mid = (lo + hi) >> 1
+            if indices[mid] < c:
+                lo = mid + 1
+            else:
+                hi = mid
+        hit[n] = lo < end and indices[lo] == c
+        at[n] = min(lo, last) if last >= 0 else 0
+
+
+def csr_find(
+    indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, cols: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Is ``cols[n]`` stored in row ``rows[n]`` of a CSR layout with sorted rows, and where
+    (``at`` is a valid index of ``indices`` when there is one, meaningful only where ``hit``)."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    cols = np.ascontiguousarray(cols, dtype=np.int64)
+    hit = np.empty(len(rows), dtype=np.bool_)
+    at = np.empty(len(rows), dtype=np.int64)
+    if len(rows):
+        _csr_find(indptr, indices, rows, cols, hit, at)
+    return hit, at
