@@ -16,7 +16,7 @@ import numba
 import numpy as np
 
 
-def _jit(fn):
+def jit(fn):
     """``njit`` with the GIL released; cached on disk where numba finds a place for it."""
     try:
         return numba.njit(cache=True, nogil=True)(fn)
@@ -24,7 +24,7 @@ def _jit(fn):
         return numba.njit(nogil=True)(fn)
 
 
-@_jit
+@jit
 def _csr_find(indptr, indices, rows, cols, hit, at):  # pragma: no cover - compiled
     last = indices.shape[0] - 1
     for n in range(rows.shape[0]):

@@ -7,26 +7,47 @@ deterministic (ties broken by position in the input).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import binom
 
-RowsOf = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""``rows(lists, j)``: for each ``r``, the similarity of the item at position ``j[r]`` of list
-``lists[r]`` to every position of that list (len(lists) x positions); of a full matrix,
-``sim[lists, j]``. One that also has ``row(b, j)`` (the row ``j`` of list ``b`` alone) serves
-a block of one list without the fancy indexing of a call per step."""
-PrefixCheck = Callable[[np.ndarray, np.ndarray], np.ndarray]
-"""``enough(lists, chosen)``: for each of ``lists``, whether the first positions of its new
-order (a row of ``chosen``, len(lists) x steps so far) are all its reader needs: a reader
-given only that prefix returns what it returns given the whole order."""
+
+@dataclass(frozen=True)
+class Prefix:
+    """How much of a new order its reader needs: the first positions holding ``need_p[b]``
+    positions that ``flags[b]`` marks and ``need_o[b]`` others (lists x positions flags). A
+    reader given only that prefix returns what it returns given the whole order."""
+
+    flags: np.ndarray
+    need_p: np.ndarray
+    need_o: np.ndarray
+
+    @classmethod
+    def first(cls, n: np.ndarray, width: int) -> Prefix:
+        """The first ``n[b]`` positions of each list, whatever they hold."""
+        n = np.asarray(n, dtype=np.int64)
+        return cls(np.zeros((len(n), width), dtype=bool), np.zeros(len(n), np.int64), n)
 
 
-EARLIEST_CHECK = 4
-""":func:`mmr_many` first asks ``enough`` after this many steps ..."""
-CHECK_EVERY = 4
-"""... then again after every this many."""
+@dataclass(frozen=True)
+class ItemSimilarity:
+    """Item similarity: ``factor_weight`` * cosine of the items' unit factor vectors + the
+    rest * Jaccard overlap of their categories (``codes``: each item's distinct category codes,
+    -1 pads)."""
+
+    unit: np.ndarray
+    codes: np.ndarray
+    factor_weight: float
+
+    def matrix(self, items: np.ndarray) -> np.ndarray:
+        """For lists x positions of items: lists x positions x positions."""
+        from recsys.rerank import kernels  # numba loads where re-ranking first runs
+
+        items = np.ascontiguousarray(items, dtype=np.int64)
+        out = np.empty((*items.shape, items.shape[-1]))
+        kernels.similarity_matrix(self.unit, self.codes, float(self.factor_weight), items, out)
+        return out
 
 
 def mmr(scores: np.ndarray, sim: np.ndarray, k: int, lam: float) -> np.ndarray:
@@ -41,96 +62,44 @@ def mmr(scores: np.ndarray, sim: np.ndarray, k: int, lam: float) -> np.ndarray:
 
 def mmr_many(
     scores: np.ndarray,
-    sim: np.ndarray | RowsOf,
+    sim: np.ndarray | tuple[ItemSimilarity, np.ndarray],
     lengths: np.ndarray,
     k: int,
     lam: float,
     *,
-    enough: PrefixCheck | None = None,
+    stop: Prefix | None = None,
 ) -> np.ndarray:
-    """:func:`mmr` for a block of lists at once (the greedy steps run over every list together).
+    """:func:`mmr` for a block of lists at once, each ordered as it would be alone.
 
     ``scores`` is lists x positions (entries past a list's length are ignored); ``sim`` lists x
-    positions x positions, or the function giving the rows of it that the steps read. Row ``b``
-    of the result, cut to ``min(k, lengths[b])``, is exactly what :func:`mmr` gives for list
-    ``b`` alone. With ``enough``, a list stops being ordered once its prefix is enough (a
-    greedy step never depends on later ones, so each prefix is the full order's): the rest of
-    its row is -1.
+    positions x positions, or an :class:`ItemSimilarity` with the lists' items (lists x
+    positions), whose similarities are computed as the steps read them. Row ``b`` of the
+    result, cut to ``min(k, lengths[b])``, is the order of list ``b``. With ``stop``, a list
+    stops being ordered once its prefix is what the reader needs (a greedy step never depends
+    on later ones, so each prefix is the full order's): the rest of its row is -1.
     """
+    from recsys.rerank import kernels  # numba loads where re-ranking first runs
+
     n_lists, width = scores.shape
-    rows_of = sim if callable(sim) else (lambda lists, j: sim[lists, j])
-    valid = np.arange(width)[None, :] < lengths[:, None]
-    scores = np.where(valid, scores, 0.0)
-    lo = np.where(valid, scores, np.inf).min(axis=1, initial=np.inf)
-    hi = np.where(valid, scores, -np.inf).max(axis=1, initial=-np.inf)
-    lo = np.where(lengths > 0, lo, 0.0)
-    span = np.where(lengths > 0, hi - lo, 0.0)
-    scaled = (scores - lo[:, None]) / np.where(span > 0, span, 1.0)[:, None]
-    rel = np.where(valid & (span > 0)[:, None], scaled, 0.0)
-    steps = min(k, width)
-    chosen = np.full((n_lists, steps), -1, dtype=np.int64)
-    max_sim = np.zeros((n_lists, width))
-    # value = lam * rel - (1 - lam) * max_sim where free, -inf where taken: ``base`` holds
-    # lam * rel + (0 where free, -inf where taken or padding), the same sums as adding the
-    # -inf afterwards (adding 0.0 changes no value), so a step is few passes over the block
-    keep = 1 - lam
-    base = lam * rel + np.where(valid, 0.0, -np.inf)
-    if n_lists == 1:  # one request: the same steps on one row, without a block's indexing
-        _mmr_one(chosen[0], base[0], max_sim[0], keep, rows_of, enough)
-        return chosen
-    value = np.empty((n_lists, width))
-    active = np.arange(n_lists)  # the lists still being ordered; the arrays above follow it
-    local = active
-    check = EARLIEST_CHECK if enough is not None else steps + 1
-    for step in range(steps):
-        np.multiply(max_sim, keep, out=value)
-        np.subtract(base, value, out=value)
-        j = value.argmax(axis=1)  # first maximum: ties keep input order
-        chosen[active, step] = j
-        base[local, j] = -np.inf
-        np.maximum(max_sim, rows_of(active, j), out=max_sim)
-        if enough is not None and step + 1 == check:
-            check += CHECK_EVERY
-            done = enough(active, chosen[active, : step + 1])
-            if done.all():
-                break
-            if done.any():  # those lists' orders are placed as far as their reader reads
-                go = ~done
-                active, base, max_sim = active[go], base[go], max_sim[go]
-                value, local = value[go], np.arange(int(go.sum()))
+    lengths = np.minimum(np.asarray(lengths, dtype=np.int64), width)
+    chosen = np.full((n_lists, min(k, width)), -1, dtype=np.int64)
+    stop = stop or Prefix.first(lengths, width)
+    if isinstance(sim, tuple):
+        spec, items = sim
+        dense = np.empty((0, 0, 0))
+        unit, codes, fw = spec.unit, spec.codes, float(spec.factor_weight)
+        items = np.ascontiguousarray(items, dtype=np.int64)
+    else:
+        dense = np.ascontiguousarray(sim, dtype=np.float64)
+        unit, codes, fw = np.empty((1, 1), np.float32), np.full((1, 1), -1), 0.0
+        items = np.zeros((n_lists, width), dtype=np.int64)
+    kernels.mmr_order(
+        np.ascontiguousarray(scores, dtype=np.float64), float(lam), lengths,
+        np.ascontiguousarray(stop.flags, dtype=np.bool_),
+        np.asarray(stop.need_p, dtype=np.int64), np.asarray(stop.need_o, dtype=np.int64),
+        dense, unit, codes, fw, items, chosen,
+    )  # fmt: skip
     return chosen
-
-
-def _mmr_one(
-    chosen: np.ndarray,
-    base: np.ndarray,
-    max_sim: np.ndarray,
-    keep: float,
-    rows_of: RowsOf,
-    enough: PrefixCheck | None,
-) -> None:
-    """:func:`mmr_many`'s steps for a block of one list, in place on its rows (``chosen`` is
-    filled, ``base`` and ``max_sim`` are used up): the same sums on one row give the same
-    order."""
-    value = np.empty_like(base)
-    which, at = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
-    row = getattr(rows_of, "row", None)  # a source that reads one row without fancy indexing
-    check = EARLIEST_CHECK if enough is not None else len(chosen) + 1
-    for step in range(len(chosen)):
-        np.multiply(max_sim, keep, out=value)
-        np.subtract(base, value, out=value)
-        j = int(value.argmax())  # first maximum: ties keep input order
-        chosen[step] = j
-        base[j] = -np.inf
-        if row is not None:
-            np.maximum(max_sim, row(0, j), out=max_sim)
-        else:
-            at[0] = j
-            np.maximum(max_sim, rows_of(which, at)[0], out=max_sim)
-        if step + 1 == check:
-            check += CHECK_EVERY
-            if enough(which, chosen[None, : step + 1])[0]:
-                return
 
 
 @functools.lru_cache(maxsize=256)

@@ -9,7 +9,6 @@ A new re-ranker is one class here plus one entry in :data:`RerankStage`.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from typing import Annotated, ClassVar, Literal
 
@@ -17,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from recsys.features.context import FeatureContext, UserState
-from recsys.rerank.algorithms import PrefixCheck, calibrate, fair_topk, mmr_many
+from recsys.rerank.algorithms import ItemSimilarity, Prefix, calibrate, fair_topk, mmr_many
 from recsys.rerank.overrides import Overrides
 from recsys.rerank.promotions import NewArrivals, Promotions
 from recsys.types import ItemList, Stage
@@ -31,6 +30,12 @@ class RerankInput(BaseModel):
     groups: Mapping[str, np.ndarray]
 
 
+def item_similarity(ctx: FeatureContext, factor_weight: float) -> ItemSimilarity:
+    """The model's item similarity: ``factor_weight`` * factor cosine + the rest * category
+    Jaccard."""
+    return ItemSimilarity(ctx.collab.item_unit_, ctx.catalog.category_codes, factor_weight)
+
+
 def similarity(ctx: FeatureContext, items: np.ndarray, factor_weight: float) -> np.ndarray:
     """Item similarity: ``factor_weight`` * factor cosine + the rest * category Jaccard."""
     return similarity_many(ctx, items[None, :], factor_weight)[0]
@@ -38,107 +43,7 @@ def similarity(ctx: FeatureContext, items: np.ndarray, factor_weight: float) -> 
 
 def similarity_many(ctx: FeatureContext, items: np.ndarray, factor_weight: float) -> np.ndarray:
     """:func:`similarity` for lists x positions of items at once: lists x positions x positions."""
-    return SimilarityRows(ctx, items, factor_weight).block(0, items.shape[1])
-
-
-class SimilarityRows:
-    """Rows of :func:`similarity_many`'s matrix, computed as they are first read: MMR reads
-    the rows of the items it places, mostly near the top of a list, so each list's rows are
-    computed in bands of :data:`ROW_BAND` positions, a band when one of its rows is first read.
-    A band's factor cosines come from a product of its own (BLAS rounds it in its own way: a
-    value can differ from the whole matrix's in the last bit of float32); a list's rows are the
-    same whichever other lists share its band's call, so a block orders each list as a request
-    alone would."""
-
-    def __init__(self, ctx: FeatureContext, items: np.ndarray, factor_weight: float) -> None:
-        self.unit = ctx.collab.item_unit_[items]  # float32: a similarity needs no more digits
-        self.codes = ctx.catalog.category_codes[items]
-        self.factor_weight = float(factor_weight)
-        n_lists, width = items.shape
-        self.rows = np.empty((n_lists, width, width))
-        self.have = np.zeros((n_lists, -(-width // ROW_BAND)), dtype=bool)
-
-    def __call__(self, lists: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """For each ``r``, the similarity of the item at position ``j[r]`` of list ``lists[r]``
-        to every item of that list."""
-        band = j // ROW_BAND
-        missing = ~self.have[lists, band]
-        if missing.any():
-            for b in np.unique(band[missing]).tolist():
-                self._fill(lists[missing & (band == b)], b)
-        return self.rows[lists, j]
-
-    def row(self, b: int, j: int) -> np.ndarray:
-        """The row ``j`` of list ``b`` alone (what ``self([b], [j])[0]`` gives), a view."""
-        band = j // ROW_BAND
-        if not self.have[b, band]:
-            self._fill(np.array([b]), band)
-        return self.rows[b, j]
-
-    def _fill(self, lists: np.ndarray, band: int) -> None:
-        """Compute band ``band`` of the rows of ``lists``."""
-        start, stop = band * ROW_BAND, min(self.rows.shape[1], (band + 1) * ROW_BAND)
-        self.rows[lists, start:stop] = self.block(start, stop, lists)
-        self.have[lists, band] = True
-
-    def block(self, start: int, stop: int, lists: np.ndarray | None = None) -> np.ndarray:
-        """Rows ``start:stop`` of ``lists`` (default: all): lists x (stop - start) x positions."""
-        fw = self.factor_weight
-        unit, codes = (self.unit, self.codes) if lists is None else (
-            self.unit[lists], self.codes[lists]
-        )  # fmt: skip
-        cos = unit[:, start:stop] @ unit.transpose(0, 2, 1)
-        own = codes[:, start:stop]
-        n = codes.shape[-1]
-        if n > MAX_TABLE_CATEGORIES:
-            a, b = own[:, :, None, :, None], codes[:, None, :, None, :]
-            inter = ((a == b) & (a >= 0)).sum(axis=(3, 4)).astype(np.float64)
-            size = (codes >= 0).sum(axis=2)
-            union = size[:, start:stop, None] + size[:, None, :] - inter
-            jac = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-            return fw * cos.astype(np.float64) + (1 - fw) * jac
-        if n == 1:  # one category per item: Jaccard is 1 for the same one, else 0
-            c = codes[:, :, 0]
-            same = (own[:, :, None, 0] == c[:, None, :]) & (own[:, :, 0] >= 0)[:, :, None]
-            sim = np.multiply(cos, fw, dtype=np.float64)
-            np.add(sim, _jaccard_terms(1, fw)[7], out=sim, where=same)  # (1, 1, 1)
-            return sim
-        # the category term takes few values (matching pairs and the two sizes are small
-        # counts): each is computed once, as above, and looked up; no float pass but the sum
-        valid = codes >= 0
-        inter = np.zeros(cos.shape, dtype=np.int32)
-        for c1 in range(n):
-            a, ok = own[:, :, None, c1], valid[:, start:stop, None, c1]
-            for c2 in range(n):
-                inter += (a == codes[:, None, :, c2]) & ok
-        size = valid.sum(axis=2).astype(np.int32)
-        key = (inter * (n + 1) + size[:, start:stop, None]) * (n + 1) + size[:, None, :]
-        sim = np.multiply(cos, fw, dtype=np.float64)  # = factor_weight * cos in float64
-        sim += _jaccard_terms(n, fw)[key]
-        return sim
-
-
-ROW_BAND = 8
-"""Rows :class:`SimilarityRows` computes at a time."""
-
-MAX_TABLE_CATEGORIES = 8
-"""Up to this many categories per item, :func:`similarity_many` looks its category term up."""
-
-
-@functools.lru_cache(maxsize=64)
-def _jaccard_terms(n: int, factor_weight: float) -> np.ndarray:
-    """``(1 - factor_weight) * Jaccard`` for every (matching pairs, size a, size b) of items with
-    at most ``n`` categories, indexed ``(pairs * (n + 1) + a) * (n + 1) + b``; the same float
-    operations as the direct formula, so the same numbers."""
-    inter, a, b = np.meshgrid(
-        np.arange(n * n + 1), np.arange(n + 1), np.arange(n + 1), indexing="ij"
-    )
-    inter = inter.astype(np.float64)
-    union = a + b - inter
-    jac = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    out = ((1 - factor_weight) * jac).ravel()
-    out.setflags(write=False)
-    return out
+    return item_similarity(ctx, factor_weight).matrix(items)
 
 
 def padded(lists: Sequence[ItemList]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -195,13 +100,13 @@ class MMR(StageBase):
         lists: Sequence[ItemList],
         k: int,
         *,
-        reads: PrefixCheck | None = None,
+        reads: Prefix | None = None,
     ) -> list[ItemList]:
         """``reads``: how much of the new order the next reader needs (:func:`consumer_reads`);
         each list is ordered that far and cut there."""
         items, scores, lengths = padded(lists)
-        rows = SimilarityRows(inp.ctx, items, self.factor_weight)
-        order = mmr_many(scores, rows, lengths, items.shape[1], self.trade_off, enough=reads)
+        sim = (item_similarity(inp.ctx, self.factor_weight), items)
+        order = mmr_many(scores, sim, lengths, items.shape[1], self.trade_off, stop=reads)
         out = []
         for b, lst in enumerate(lists):
             head = order[b, : len(lst)]
@@ -254,7 +159,7 @@ class FairTopK(StageBase):
             return items
         return items.take(fair_topk(group[items.items], k, self.proportion, self.significance))
 
-    def reads(self, inp: RerankInput, lists: Sequence[ItemList], k: int) -> PrefixCheck | None:
+    def reads(self, inp: RerankInput, lists: Sequence[ItemList], k: int) -> Prefix | None:
         """FA*IR takes its top ``k`` from the first ``k`` protected and the first ``k`` other
         items of its input, so a prefix holding those (or every one a list has) fixes it."""
         group = inp.groups.get(self.group)
@@ -263,14 +168,7 @@ class FairTopK(StageBase):
         items, lengths = padded_items(lists)  # FA*IR reads the groups, not the scores
         flags = group[items] & (np.arange(items.shape[1])[None, :] < lengths[:, None])
         protected = flags.sum(axis=1)
-        need_p = np.minimum(k, protected)
-        need_o = np.minimum(k, lengths - protected)
-
-        def enough(which: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-            got = flags[which[:, None], chosen].sum(axis=1)
-            return (got >= need_p[which]) & (chosen.shape[1] - got >= need_o[which])
-
-        return enough
+        return Prefix(flags, np.minimum(k, protected), np.minimum(k, lengths - protected))
 
 
 RerankStage = Annotated[
@@ -338,12 +236,12 @@ def rerank_many(
 
 def consumer_reads(
     inp: RerankInput, after: Sequence[RerankStage], lists: Sequence[ItemList], k: int
-) -> PrefixCheck | None:
+) -> Prefix | None:
     """How much of a stage's new order (positions into ``lists``) the next one reads: the top
     ``k`` at the end; a prefix :class:`FairTopK` names; otherwise all of it (``None``)."""
     if not after:
         lengths = np.array([min(k, len(lst)) for lst in lists], dtype=np.int64)
-        return lambda which, chosen: chosen.shape[1] >= lengths[which]
+        return Prefix.first(lengths, max((len(lst) for lst in lists), default=0))
     reads = getattr(after[0], "reads", None)
     return reads(inp, lists, k) if reads is not None else None
 

@@ -37,10 +37,10 @@ def test_mmr_trade_off_one_is_relevance_order() -> None:
 
 @pytest.mark.parametrize("stop_at", [None, 3, 7])
 def test_a_block_orders_each_list_as_that_list_alone(stop_at: int | None) -> None:
-    """A block of one list takes its own path through :func:`mmr_many`; it gives the row the
-    block gives that list, with a similarity matrix, a row function, or one that reads a row
-    alone (``row``), and when a prefix check stops lists early."""
-    from recsys.rerank.algorithms import mmr_many
+    """A block gives each list the order it gets alone, with a similarity matrix or with item
+    similarities computed as the steps read them, and when a prefix stops lists early; the
+    two sources give the same order when the matrix is the computed one."""
+    from recsys.rerank.algorithms import ItemSimilarity, Prefix, mmr_many
 
     rng = np.random.default_rng(0 if stop_at is None else stop_at)
     n_lists, width, k = 9, 40, 25
@@ -49,32 +49,50 @@ def test_a_block_orders_each_list_as_that_list_alone(stop_at: int | None) -> Non
     scores = np.sort(rng.random((n_lists, width)), axis=1)[:, ::-1].copy()
     sim = rng.random((n_lists, width, width))
     sim = (sim + sim.transpose(0, 2, 1)) / 2
+    unit = rng.normal(size=(200, 16)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    spec = ItemSimilarity(unit, rng.integers(-1, 4, size=(200, 2)), 0.5)
+    items = np.stack([rng.choice(200, size=width, replace=False) for _ in range(n_lists)])
+    stops = rng.integers(1, stop_at + 1, size=n_lists) if stop_at else lengths
 
-    class Rows:
-        def __init__(self, sim: np.ndarray) -> None:
-            self.sim = sim
+    def stop(b: slice) -> Prefix:
+        return Prefix.first(stops[b], width)
 
-        def __call__(self, lists: np.ndarray, j: np.ndarray) -> np.ndarray:
-            return self.sim[lists, j]
-
-    class OneRow(Rows):
-        def row(self, b: int, j: int) -> np.ndarray:
-            return self.sim[b, j]
-
-    def check(stop: np.ndarray):
-        if stop_at is None:
-            return None
-        return lambda which, chosen: chosen.shape[1] >= stop[which]
-
-    stops = rng.integers(1, stop_at + 1, size=n_lists) if stop_at else None
-    block = mmr_many(scores, sim, lengths, k, 0.6, enough=check(stops))
-    for b in range(n_lists):
-        for source in (sim[b : b + 1], Rows(sim[b : b + 1]), OneRow(sim[b : b + 1])):
-            alone = mmr_many(
-                scores[b : b + 1], source, lengths[b : b + 1], k, 0.6,
-                enough=check(stops[b : b + 1]) if stops is not None else None,
-            )  # fmt: skip
+    for source, per in ((sim, lambda b: sim[b]), ((spec, items), lambda b: (spec, items[b]))):
+        block = mmr_many(scores, source, lengths, k, 0.6, stop=stop(slice(None)))
+        for b in range(n_lists):
+            one = slice(b, b + 1)
+            alone = mmr_many(scores[one], per(one), lengths[one], k, 0.6, stop=stop(one))
             assert alone[0].tolist() == block[b].tolist()
+            placed = block[b][block[b] >= 0]
+            assert len(placed) == min(k, lengths[b], stops[b])
+            assert len(set(placed.tolist())) == len(placed)
+    computed = mmr_many(scores, (spec, items), lengths, k, 0.6)
+    matrix = spec.matrix(items)
+    assert computed.tolist() == mmr_many(scores, matrix, lengths, k, 0.6).tolist()
+
+
+def test_mmr_takes_what_the_formula_says() -> None:
+    """Each step takes the free position with the largest ``lam * relevance - (1 - lam) * max
+    similarity to placed`` (relevance min-max scaled, the max from 0), the first on a tie."""
+    from recsys.rerank.algorithms import mmr
+
+    rng = np.random.default_rng(5)
+    for n, lam in [(12, 0.3), (25, 0.7), (3, 0.5)]:
+        scores = rng.random(n) * 10
+        sim = rng.random((n, n)) * 2 - 0.5
+        sim = (sim + sim.T) / 2
+        rel = (scores - scores.min()) / (scores.max() - scores.min())
+        placed: list[int] = []
+        max_sim = np.zeros(n)
+        for _ in range(n):
+            value = np.where(
+                np.isin(np.arange(n), placed), -np.inf, lam * rel - (1 - lam) * max_sim
+            )
+            j = int(np.argmax(value))
+            placed.append(j)
+            max_sim = np.maximum(max_sim, sim[j])
+        assert mmr(scores, sim, n, lam).tolist() == placed
 
 
 def test_fair_guarantee_holds_on_every_recommended_list(fitted, small_shop) -> None:
@@ -188,18 +206,13 @@ proportion = 0.3
 @pytest.mark.parametrize("k", [1, 3, 5, 10])
 @pytest.mark.parametrize("trade_off", [0.2, 0.6, 0.95])
 def test_mmr_stopping_where_fair_stops_reading_changes_nothing(
-    fitted, monkeypatch, k: int, trade_off: float
+    fitted, k: int, trade_off: float
 ) -> None:
     """MMR stops once FA*IR's prefix is placed (``consumer_reads``) and hands on that prefix:
     FA*IR then returns what it returns after the full MMR order, for lists of every length
     and protected share; at the end of the stages, the top ``k`` are the full order's."""
-    from recsys.rerank import algorithms
     from recsys.rerank.stages import MMR, FairTopK, RerankInput, consumer_reads
     from recsys.types import ItemList
-
-    # asked after every step, MMR stops at the first prefix the check accepts
-    monkeypatch.setattr(algorithms, "EARLIEST_CHECK", 1)
-    monkeypatch.setattr(algorithms, "CHECK_EVERY", 1)
 
     model = fitted.model_
     inp = RerankInput(ctx=model.ctx, groups=model.groups)
@@ -229,13 +242,13 @@ def test_mmr_stopping_where_fair_stops_reading_changes_nothing(
 
 
 @pytest.mark.parametrize("n_categories", [1, 3, 10])
-def test_similarity_rows_read_in_bands_agree_whoever_reads_them(n_categories: int) -> None:
-    """Rows computed band by band are the same whichever lists are read together (a block
-    orders a list as a request alone would), within float32 rounding of the whole matrix, and
-    factor cosine and category Jaccard mixed as documented."""
+def test_item_similarity_is_factor_cosine_and_category_jaccard(n_categories: int) -> None:
+    """Each entry is ``factor_weight`` * cosine + the rest * Jaccard of the categories (within
+    float32 rounding of the factors' own product), the matrix is symmetric, and a list's matrix
+    is the same whichever lists are computed with it."""
     from types import SimpleNamespace
 
-    from recsys.rerank.stages import SimilarityRows, similarity_many
+    from recsys.rerank.stages import similarity, similarity_many
 
     rng = np.random.default_rng(n_categories)
     unit = rng.normal(size=(300, 128)).astype(np.float32)  # the model's factor size
@@ -247,24 +260,14 @@ def test_similarity_rows_read_in_bands_agree_whoever_reads_them(n_categories: in
     ctx = SimpleNamespace(
         collab=SimpleNamespace(item_unit_=unit), catalog=SimpleNamespace(category_codes=codes)
     )
-    width = 41  # a last band of one row
+    width = 41
     items = np.stack([rng.choice(300, size=width, replace=False) for _ in range(7)])
     whole = similarity_many(ctx, items, 0.3)
-    together, alone = SimilarityRows(ctx, items, 0.3), []
-    for b in range(7):  # one reader per list
-        one = SimilarityRows(ctx, items[b : b + 1], 0.3)
-        alone.append(np.stack([one(np.array([0]), np.array([j]))[0] for j in range(width)]))
-        by_row = SimilarityRows(ctx, items[b : b + 1], 0.3)  # one row at a time, as a request
-        assert all(np.array_equal(by_row.row(0, j), alone[b][j]) for j in range(width))
-    for _ in range(40):
-        lists = np.flatnonzero(rng.random(7) < 0.6)
-        j = rng.integers(0, width, size=len(lists))
-        got = together(lists, j)
-        for r, (b, jb) in enumerate(zip(lists.tolist(), j.tolist(), strict=True)):
-            assert np.array_equal(got[r], alone[b][jb])
-        np.testing.assert_allclose(got, whole[lists, j], rtol=0, atol=1e-6)
-    b, i, m = 2, 5, 17
-    a, c = items[b, i], items[b, m]
-    sa, sc = set(codes[a][codes[a] >= 0].tolist()), set(codes[c][codes[c] >= 0].tolist())
-    jaccard = len(sa & sc) / len(sa | sc) if sa | sc else 0.0
-    assert whole[b, i, m] == pytest.approx(0.3 * float(unit[a] @ unit[c]) + 0.7 * jaccard)
+    for b in range(7):
+        assert np.array_equal(similarity(ctx, items[b], 0.3), whole[b])
+        np.testing.assert_array_equal(whole[b], whole[b].T)
+        u, c = unit[items[b]], codes[items[b]]
+        sets = [set(x[x >= 0].tolist()) for x in c]
+        jac = np.array([[len(p & q) / len(p | q) if p | q else 0.0 for q in sets] for p in sets])
+        want = 0.3 * (u @ u.T).astype(np.float64) + 0.7 * jac
+        np.testing.assert_allclose(whole[b], want, rtol=0, atol=1e-6)
