@@ -139,34 +139,26 @@ class GroupOrder:
         return cls(tuple(tuple(m) for m in groups.values()))
 
     @cached_property
-    def _split(self) -> tuple[np.ndarray, np.ndarray, list[tuple[int, tuple[int, ...]]]]:
-        """The templates with one feature and that feature (their columns are copied, not
-        summed: ``0.0 + x`` is ``x``), and the templates with several, summed as a loop would."""
-        single = [(g, m[0]) for g, m in enumerate(self.members) if len(m) == 1]
-        multi = [(g, m) for g, m in enumerate(self.members) if len(m) > 1]
-        gs = np.array([g for g, _ in single], dtype=np.int64)
-        return gs, np.array([j for _, j in single], dtype=np.int64), multi
+    def _members(self) -> np.ndarray:
+        """Templates x features: each template's feature indices in order, -1 pads."""
+        width = max((len(m) for m in self.members), default=0)
+        out = np.full((len(self.members), width), -1, dtype=np.int64)
+        for g, m in enumerate(self.members):
+            out[g, : len(m)] = m
+        return out
 
     def rank(self, phi: np.ndarray) -> list[list[int]]:
         """Per row of ``phi`` (items x features): the templates with a positive attribution,
-        in speaking order."""
-        phi = np.asarray(phi, dtype=np.float64)
-        n, width = len(phi), phi.shape[1] if phi.ndim == 2 else 0
-        total = np.zeros((n, len(self.members)))
-        first = np.full((n, len(self.members)), width)
-        pos = phi > 0
-        vals = np.where(pos, phi, 0.0)
-        gs, js, multi = self._split
-        total[:, gs] = vals[:, js]
-        first[:, gs] = np.where(pos[:, js], js, width)
-        for g, members in multi:
-            for j in members:  # left to right from 0.0, as a loop would add (+ 0.0 changes nothing)
-                total[:, g] += vals[:, j]
-            for j in reversed(members):
-                first[:, g] = np.where(pos[:, j], j, first[:, g])
-        has = first < width
-        order = np.lexsort((first, np.where(has, -total, np.inf)), axis=-1)
-        return [row[:c] for row, c in zip(order.tolist(), has.sum(axis=1).tolist(), strict=True)]
+        in speaking order (compiled: :mod:`recsys.explain.kernels`)."""
+        from recsys.explain import kernels  # numba loads where reasons are first written
+
+        phi = np.ascontiguousarray(phi, dtype=np.float64)
+        if phi.ndim != 2:
+            phi = phi.reshape(len(phi), 0)
+        order = np.empty((len(phi), len(self.members)), dtype=np.int64)
+        counts = np.empty(len(phi), dtype=np.int64)
+        kernels.speaking_order(phi, self._members, order, counts)
+        return [row[:c] for row, c in zip(order.tolist(), counts.tolist(), strict=True)]
 
 
 def build_reason(

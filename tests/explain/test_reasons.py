@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -105,3 +107,29 @@ def test_movielens_facts_check_out(ml100k_path) -> None:
             false += checker.check(u, r)
     assert false == []
     assert {"average_rating", "chosen_together"} <= facts
+
+
+def test_templates_speak_largest_total_first() -> None:
+    """GroupOrder: per item, the templates with a positive attribution, by total positive
+    attribution (left-to-right sums from 0.0), ties by their first positive feature."""
+    from recsys.explain.reasons import GroupOrder
+
+    groups = ["a", "b", "a", "c", "b", "d", "a"]
+    features = [SimpleNamespace(group=g) for g in groups]
+    order = GroupOrder.of(features)  # type: ignore[arg-type]
+    rng = np.random.default_rng(3)
+    phi = rng.normal(size=(300, len(groups)))
+    phi[rng.random(phi.shape) < 0.3] = 0.0
+    phi[:20] = np.round(phi[:20])  # ties of totals
+    phi[20] = 0.0  # no template speaks
+    for row, got in zip(phi, order.rank(phi), strict=True):
+        want = []
+        for g, members in enumerate(order.members):
+            pos = [j for j in members if row[j] > 0]
+            if pos:
+                total = 0.0
+                for j in members:
+                    total += row[j] if row[j] > 0 else 0.0
+                want.append((-total, pos[0], g))
+        assert got == [g for *_, g in sorted(want)]
+    assert order.rank(np.zeros((0, len(groups)))) == []
