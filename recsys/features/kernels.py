@@ -25,29 +25,48 @@ def jit(fn):
 
 
 @jit
+def _search(indptr, indices, r, c):  # pragma: no cover - compiled
+    """Where column ``c`` is in row ``r`` (-1: not stored)."""
+    lo = indptr[r]
+    end = indptr[r + 1]
+    hi = end
+    while lo < hi:  # the first position whose entry is >= c
+        mid = (lo + hi) >> 1
+        if indices[mid] < c:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo if lo < end and indices[lo] == c else -1
+
+
+@jit
 def _csr_find(indptr, indices, rows, cols, hit, at):  # pragma: no cover - compiled
-    last = indices.shape[0] - 1
     for n in range(rows.shape[0]):
-        r = rows[n]
-        lo = indptr[r]
-        end = indptr[r + 1]
-        hi = end
-        c = cols[n]
-        while lo < hi:  # the first position whose entry is >= c
-            mid = (lo + hi) >> 1
-            if indices[mid] < c:
-                lo = mid + 1
-            else:
-                hi = mid
-        hit[n] = lo < end and indices[lo] == c
-        at[n] = min(lo, last) if last >= 0 else 0
+        k = _search(indptr, indices, rows[n], cols[n])
+        hit[n] = k >= 0
+        at[n] = k if k >= 0 else 0
+
+
+@jit
+def _csr_values(indptr, indices, values, rows, cols, out):  # pragma: no cover - compiled
+    for n in range(rows.shape[0]):
+        k = _search(indptr, indices, rows[n], cols[n])
+        out[n] = values[k] if k >= 0 else 0
+
+
+@jit
+def _csr_grid(indptr, indices, values, rows, cols, out):  # pragma: no cover - compiled
+    for a in range(rows.shape[0]):
+        for b in range(cols.shape[0]):
+            k = _search(indptr, indices, rows[a], cols[b])
+            out[a, b] = values[k] if k >= 0 else 0
 
 
 def csr_find(
     indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, cols: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Is ``cols[n]`` stored in row ``rows[n]`` of a CSR layout with sorted rows, and where
-    (``at`` is a valid index of ``indices`` when there is one, meaningful only where ``hit``)."""
+    (``at`` is 0 where not ``hit``)."""
     rows = np.ascontiguousarray(rows, dtype=np.int64)
     cols = np.ascontiguousarray(cols, dtype=np.int64)
     hit = np.empty(len(rows), dtype=np.bool_)
@@ -55,3 +74,36 @@ def csr_find(
     if len(rows):
         _csr_find(indptr, indices, rows, cols, hit, at)
     return hit, at
+
+
+def csr_grid(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+) -> np.ndarray:
+    """``len(rows) x len(cols)``: the stored value of every (row, column) pair, 0.0 where the
+    pair is not stored (a CSR layout with sorted rows)."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    cols = np.ascontiguousarray(cols, dtype=np.int64)
+    out = np.empty((len(rows), len(cols)))
+    if out.size:
+        _csr_grid(indptr, indices, values, rows, cols, out)
+    return out
+
+
+def csr_values(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    values: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+) -> np.ndarray:
+    """The stored value of each pair ``(rows[n], cols[n])``, 0.0 where it is not stored."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    cols = np.ascontiguousarray(cols, dtype=np.int64)
+    out = np.empty(len(rows))
+    if len(rows):
+        _csr_values(indptr, indices, values, rows, cols, out)
+    return out

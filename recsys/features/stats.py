@@ -36,7 +36,7 @@ def csr_find(
     indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, cols: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Is ``cols[n]`` stored in row ``rows[n]`` of a CSR layout with sorted rows, and where
-    (``at`` is a valid index of ``indices`` when there is one, meaningful only where ``hit``):
+    (``at`` is 0 where not ``hit``):
     a compiled binary search per pair in its row (:mod:`recsys.features.kernels`)."""
     from recsys.features import kernels  # numba loads on the first look-up, not at import
 
@@ -100,15 +100,16 @@ class Cooccurrence:
 
     def lookup_rows(self, js: np.ndarray, cand: np.ndarray) -> np.ndarray:
         """:meth:`lookup` for a few items at once: ``len(js) x len(cand)``."""
-        js, cand = np.asarray(js, dtype=np.int64), np.asarray(cand, dtype=np.int64)
-        found = self.pairs(np.repeat(js, len(cand)), np.tile(cand, len(js)))
-        return found.reshape(len(js), len(cand))
+        from recsys.features import kernels  # numba loads on the first look-up, not at import
+
+        return kernels.csr_grid(self.indptr, self.indices, self.counts, js, cand)
 
     def pairs(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Customers who chose both ``rows[n]`` and ``cols[n]``, for every ``n`` (0 where not
-        stored), searched for all pairs at once (:func:`csr_find`)."""
-        hit, at = csr_find(self.indptr, self.indices, rows, cols)
-        return np.where(hit, self.counts[at] if len(self.counts) else 0, 0).astype(float)
+        stored)."""
+        from recsys.features import kernels  # numba loads on the first look-up, not at import
+
+        return kernels.csr_values(self.indptr, self.indices, self.counts, rows, cols)
 
     def to_arrays(self, prefix: str = "cooc") -> dict[str, np.ndarray]:
         return {
