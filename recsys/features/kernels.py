@@ -48,6 +48,12 @@ def _csr_find(indptr, indices, rows, cols, hit, at):  # pragma: no cover - compi
 
 
 @jit
+def _csr_has(indptr, indices, rows, cols, out):  # pragma: no cover - compiled
+    for n in range(rows.shape[0]):
+        out[n] = rows[n] >= 0 and _search(indptr, indices, rows[n], cols[n]) >= 0
+
+
+@jit
 def _csr_values(indptr, indices, values, rows, cols, out):  # pragma: no cover - compiled
     for n in range(rows.shape[0]):
         k = _search(indptr, indices, rows[n], cols[n])
@@ -106,4 +112,16 @@ def csr_values(
     out = np.empty(len(rows))
     if len(rows):
         _csr_values(indptr, indices, values, rows, cols, out)
+    return out
+
+
+def csr_has(
+    indptr: np.ndarray, indices: np.ndarray, rows: np.ndarray, cols: np.ndarray
+) -> np.ndarray:
+    """Is ``cols[n]`` stored in row ``rows[n]`` (a row below 0: no row, nothing stored)?"""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    cols = np.ascontiguousarray(cols, dtype=np.int64)
+    out = np.empty(len(rows), dtype=np.bool_)
+    if len(rows):
+        _csr_has(indptr, indices, rows, cols, out)
     return out

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from recsys.data.schema import EVENTS
 from recsys.features.history import DAY, EVENT_CODE, Vocabulary
 from recsys.features.lazy import build_cached
-from recsys.features.stats import Cooccurrence, csr_find, unique_ints
+from recsys.features.stats import Cooccurrence, unique_ints
 
 SIGNAL_ORDER = ("purchase", "rating", "cart", "view")
 """The strongest event type a data set has is the one shop-wide numbers count."""
@@ -175,14 +175,10 @@ class ShopStats:
     def did_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """Per ``n``: did customer ``users[n]`` (an index of :attr:`users`, -1: none) do the
         signal event on ``items[n]``? :meth:`did` for the pairs of many customers at once."""
-        users = np.asarray(users, dtype=np.int64)
-        items = np.asarray(items, dtype=np.int64)
-        known = users >= 0
-        out = np.zeros(len(items), dtype=bool)
-        if known.any():
-            X = self.signal_matrix  # canonical CSR: each row's indices are sorted
-            out[known], _ = csr_find(X.indptr, X.indices, users[known], items[known])
-        return out
+        from recsys.features import kernels  # numba loads on the first look-up, not at import
+
+        X = self.signal_matrix  # canonical CSR: each row's indices are sorted
+        return kernels.csr_has(X.indptr, X.indices, users, items)
 
     @cached_property
     def _user_rows(self) -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recsys.features import kernels
 from recsys.features.stats import Cooccurrence, csr_find, first_of_each, unique_ints
 
 
@@ -114,6 +115,16 @@ def test_csr_find_is_scipy_lookup(seed: int, pairs: list, index_type) -> None:
     assert hit.tolist() == [0 <= c < 31 and bool(dense[r, c]) for r, c in pairs]
     assert all(X.indices[a] == c for a, c, h in zip(at, cols, hit, strict=True) if h)
     assert ((at >= 0) & (at < max(len(indices), 1))).all()  # a valid index: callers gather
+    values = X.indices.astype(np.int32) * 3 + 1  # a value per stored entry
+    dense_values = sp.csr_matrix((values, X.indices, X.indptr), shape=X.shape).toarray()
+    want = [float(dense_values[r, c]) if 0 <= c < 31 else 0.0 for r, c in pairs]
+    assert kernels.csr_values(indptr, indices, values, rows, cols).tolist() == want
+    no_row = np.where(rows % 3 == 0, -1, rows)  # -1: no such row, nothing is stored
+    has = kernels.csr_has(indptr, indices, no_row, cols)
+    assert has.tolist() == [r >= 0 and h for r, h in zip(no_row, hit.tolist(), strict=True)]
+    grid = kernels.csr_grid(indptr, indices, values, rows[:5], np.arange(-1, 33))
+    padded = np.pad(dense_values, ((0, 0), (1, 2)))  # columns -1 and 31, 32 hold nothing
+    np.testing.assert_array_equal(grid, padded[rows[:5]])
 
 
 def test_a_column_past_32_bits_is_not_found() -> None:
