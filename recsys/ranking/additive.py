@@ -13,6 +13,7 @@ each feature into one step function gives:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -91,21 +92,28 @@ class AdditiveModel:
         return cls(tuple(feature_names), tuple(thresholds), tuple(values), missing, base)
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        """Exact SHAP values, shape ``(n_samples, n_features)``."""
+        """Exact SHAP values, shape ``(n_samples, n_features)`` (compiled:
+        :mod:`recsys.ranking.kernels`)."""
+        from recsys.ranking import kernels  # numba loads where the ranker first scores
+
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != len(self.feature_names):
             raise ValueError(f"expected {len(self.feature_names)} features, got shape {X.shape}")
-        # feature by feature over contiguous rows of the transpose: a column of X is strided
-        cols = np.ascontiguousarray(X.T)
-        per = np.empty_like(cols)
-        for j, (t, v) in enumerate(zip(self.thresholds, self.values, strict=True)):
-            per[j] = v[t.searchsorted(cols[j], side="left")]
-        nan = np.isnan(cols)  # missing values: one pass over every feature, not one per feature
-        if nan.any():
-            per[nan] = np.broadcast_to(np.asarray(self.missing)[:, None], cols.shape)[nan]
-        out = np.empty_like(X)  # X's own layout: a row sum then adds in the same order as before
-        out[...] = per.T
+        if not (X.flags.c_contiguous or X.flags.f_contiguous):
+            X = np.ascontiguousarray(X)
+        out = np.empty_like(X)  # X's own layout: a row sum then adds in the order it always did
+        kernels.step_values(X, *self._flat, np.asarray(self.missing, dtype=np.float64), out)
         return out
+
+    @cached_property
+    def _flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The step functions laid end to end: thresholds and where each feature's begin,
+        values and where each feature's begin."""
+        t_start = np.concatenate([[0], np.cumsum([len(t) for t in self.thresholds])])
+        v_start = np.concatenate([[0], np.cumsum([len(v) for v in self.values])])
+        t_all = np.concatenate([np.empty(0), *self.thresholds]).astype(np.float64)
+        v_all = np.concatenate([np.empty(0), *self.values]).astype(np.float64)
+        return t_all, t_start.astype(np.int64), v_all, v_start.astype(np.int64)
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         return self.base + self.contributions(X).sum(axis=1)
