@@ -125,3 +125,32 @@ def csr_has(
     if len(rows):
         _csr_has(indptr, indices, rows, cols, out)
     return out
+
+
+@jit
+def _best_share(share, row_user, codes, out):  # pragma: no cover - compiled
+    for r in range(codes.shape[0]):
+        u = row_user[r]
+        best = -np.inf
+        found = False
+        for c in range(codes.shape[1]):
+            code = codes[r, c]
+            if code >= 0:
+                found = True
+                if share[u, code] > best:
+                    best = share[u, code]
+        out[r] = max(best, 0.0) if found else 0.0
+
+
+def best_share(share: np.ndarray, row_user: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Per row ``r``: the largest ``share[row_user[r], code]`` over the codes of row ``r``
+    (``codes``: rows x slots, -1 pads), floored at 0; 0 for a row without codes."""
+    out = np.empty(len(codes))
+    if len(codes):
+        _best_share(
+            np.ascontiguousarray(share, dtype=np.float64),
+            np.ascontiguousarray(row_user, dtype=np.int64),
+            np.ascontiguousarray(codes),
+            out,
+        )
+    return out

@@ -407,13 +407,12 @@ def category_affinity(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, c
     share = np.stack([st.category_counts for st in b.states]) / np.maximum(n, 1)[:, None]
     # the largest share among each candidate's categories (0 without any): the padded codes
     # give every candidate's categories as one row, so no sparse row selection is needed
-    codes = ctx.catalog.category_codes[cand]
-    has = codes >= 0
-    if not share.shape[1] or not has.any():
+    if not share.shape[1]:
         return np.zeros(len(cand))
-    vals = np.where(has, share[row_user[:, None], np.maximum(codes, 0)], -np.inf)
-    out = np.where(has.any(axis=1), vals.max(axis=1, initial=-np.inf), 0.0)
-    return np.where(n[row_user] > 0, np.maximum(out, 0.0), 0.0)
+    from recsys.features import kernels  # numba loads on first use, not at import
+
+    out = kernels.best_share(share, row_user, ctx.catalog.category_codes[cand])
+    return np.where(n[row_user] > 0, out, 0.0)
 
 
 def category_evidence_block(
