@@ -9,7 +9,7 @@ A new re-ranker is one class here plus one entry in :data:`RerankStage`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
@@ -44,6 +44,11 @@ def similarity(ctx: FeatureContext, items: np.ndarray, factor_weight: float) -> 
 def similarity_many(ctx: FeatureContext, items: np.ndarray, factor_weight: float) -> np.ndarray:
     """:func:`similarity` for lists x positions of items at once: lists x positions x positions."""
     return item_similarity(ctx, factor_weight).matrix(items)
+
+
+Reads = Callable[[np.ndarray, np.ndarray], Prefix | None]
+"""``reads(items, lengths)``: of lists given as padded items (lists x positions) and lengths,
+the prefix of a new order that a reader needs (``None``: all of it)."""
 
 
 def padded(lists: Sequence[ItemList]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -100,13 +105,14 @@ class MMR(StageBase):
         lists: Sequence[ItemList],
         k: int,
         *,
-        reads: Prefix | None = None,
+        reads: Reads | None = None,
     ) -> list[ItemList]:
         """``reads``: how much of the new order the next reader needs (:func:`consumer_reads`);
         each list is ordered that far and cut there."""
         items, scores, lengths = padded(lists)
         sim = (item_similarity(inp.ctx, self.factor_weight), items)
-        order = mmr_many(scores, sim, lengths, items.shape[1], self.trade_off, stop=reads)
+        stop = reads(items, lengths) if reads is not None else None
+        order = mmr_many(scores, sim, lengths, items.shape[1], self.trade_off, stop=stop)
         out = []
         for b, lst in enumerate(lists):
             head = order[b, : len(lst)]
@@ -159,16 +165,19 @@ class FairTopK(StageBase):
             return items
         return items.take(fair_topk(group[items.items], k, self.proportion, self.significance))
 
-    def reads(self, inp: RerankInput, lists: Sequence[ItemList], k: int) -> Prefix | None:
+    def reads(self, inp: RerankInput, k: int) -> Reads | None:
         """FA*IR takes its top ``k`` from the first ``k`` protected and the first ``k`` other
         items of its input, so a prefix holding those (or every one a list has) fixes it."""
         group = inp.groups.get(self.group)
         if group is None:
             return None
-        items, lengths = padded_items(lists)  # FA*IR reads the groups, not the scores
-        flags = group[items] & (np.arange(items.shape[1])[None, :] < lengths[:, None])
-        protected = flags.sum(axis=1)
-        return Prefix(flags, np.minimum(k, protected), np.minimum(k, lengths - protected))
+
+        def prefix(items: np.ndarray, lengths: np.ndarray) -> Prefix:
+            flags = group[items] & (np.arange(items.shape[1])[None, :] < lengths[:, None])
+            protected = flags.sum(axis=1)
+            return Prefix(flags, np.minimum(k, protected), np.minimum(k, lengths - protected))
+
+        return prefix
 
 
 RerankStage = Annotated[
@@ -221,7 +230,7 @@ def rerank_many(
     if cfg.enabled:
         for n, stage in enumerate(cfg.stages):
             if isinstance(stage, MMR):  # greedy: it may stop where its reader stops reading
-                reads = consumer_reads(inp, cfg.stages[n + 1 :], lists, k)
+                reads = consumer_reads(inp, cfg.stages[n + 1 :], k)
                 lists = stage.many(inp, states, lists, k, reads=reads)
             else:
                 lists = stage.many(inp, states, lists, k)
@@ -234,16 +243,13 @@ def rerank_many(
     ]
 
 
-def consumer_reads(
-    inp: RerankInput, after: Sequence[RerankStage], lists: Sequence[ItemList], k: int
-) -> Prefix | None:
-    """How much of a stage's new order (positions into ``lists``) the next one reads: the top
-    ``k`` at the end; a prefix :class:`FairTopK` names; otherwise all of it (``None``)."""
+def consumer_reads(inp: RerankInput, after: Sequence[RerankStage], k: int) -> Reads | None:
+    """How much of a stage's new order the next one reads: the top ``k`` at the end; a prefix
+    :class:`FairTopK` names; otherwise all of it (``None``)."""
     if not after:
-        lengths = np.array([min(k, len(lst)) for lst in lists], dtype=np.int64)
-        return Prefix.first(lengths, max((len(lst) for lst in lists), default=0))
+        return lambda items, lengths: Prefix.first(np.minimum(k, lengths), items.shape[1])
     reads = getattr(after[0], "reads", None)
-    return reads(inp, lists, k) if reads is not None else None
+    return reads(inp, k) if reads is not None else None
 
 
 def _within_depth(lst: ItemList, depth: int, keep: np.ndarray) -> ItemList:

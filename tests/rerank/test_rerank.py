@@ -228,16 +228,16 @@ def test_mmr_stopping_where_fair_stops_reading_changes_nothing(
     ordered = mmr.many(inp, states, lists, k)
     fair_full = fair.many(inp, states, ordered, k)
     # all lists at once: each leaves the steps when its own prefix is placed
-    block = mmr.many(inp, states, lists, k, reads=consumer_reads(inp, [fair], lists, k))
+    block = mmr.many(inp, states, lists, k, reads=consumer_reads(inp, [fair], k))
     for got, want in zip(fair.many(inp, states, block, k), fair_full, strict=True):
         assert got.items.tolist() == want.items.tolist()
     for lst, mmr_full, want in zip(lists, ordered, fair_full, strict=True):
         # one list at a time, so that each stops as early as it can
-        early = mmr.many(inp, [None], [lst], k, reads=consumer_reads(inp, [fair], [lst], k))
+        early = mmr.many(inp, [None], [lst], k, reads=consumer_reads(inp, [fair], k))
         got = early[0].items.tolist()
         assert len(set(got)) == len(got) and set(got) <= set(lst.items.tolist())
         assert fair.many(inp, [None], early, k)[0].items.tolist() == want.items.tolist()
-        end = mmr.many(inp, [None], [lst], k, reads=consumer_reads(inp, [], [lst], k))
+        end = mmr.many(inp, [None], [lst], k, reads=consumer_reads(inp, [], k))
         assert end[0].items[:k].tolist() == mmr_full.items[:k].tolist()
 
 
