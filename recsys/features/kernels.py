@@ -154,3 +154,97 @@ def best_share(share: np.ndarray, row_user: np.ndarray, codes: np.ndarray) -> np
             out,
         )
     return out
+
+
+@jit
+def _cited_history(
+    contrib,
+    c_start,
+    hist,
+    h_start,
+    items,
+    i_start,
+    who,
+    cooc_indptr,
+    cooc_indices,
+    cooc_counts,
+    did_indptr,
+    did_indices,
+    top,
+    has,
+    item_of,
+    count_of,
+):  # pragma: no cover - compiled
+    for p in range(who.shape[0]):
+        nh = h_start[p + 1] - h_start[p]
+        ni = i_start[p + 1] - i_start[p]
+        base = c_start[p]
+        w = who[p]
+        for col in range(ni):
+            out = i_start[p] + col
+            item = items[out]
+            has[out] = False
+            item_of[out] = -1
+            count_of[out] = 0.0
+            item_did = w >= 0 and _search(did_indptr, did_indices, w, item) >= 0
+            taken = 0
+            last_v = np.inf
+            last_row = -1
+            while taken < top and taken < nh:
+                # the next largest contribution in the column (ties: the earlier history item)
+                row = -1
+                v = 0.0
+                for r in range(nh):
+                    x = contrib[base + r * ni + col]
+                    after = x < last_v or (x == last_v and r > last_row)
+                    if after and (row < 0 or x > v):
+                        row, v = r, x
+                if row < 0:
+                    break
+                last_v, last_row = v, row
+                taken += 1
+                j = hist[h_start[p] + row]
+                if not (v > 0) or j == item:
+                    continue
+                k = _search(cooc_indptr, cooc_indices, j, item)
+                n = cooc_counts[k] if k >= 0 else 0
+                if item_did and w >= 0 and _search(did_indptr, did_indices, w, j) >= 0:
+                    n -= 1  # the reader chose both: never counted among the others
+                if n > 0:
+                    has[out] = True
+                    item_of[out] = j
+                    count_of[out] = n
+                    break
+
+
+def cited_history(
+    contribs: list[np.ndarray],
+    hists: list[np.ndarray],
+    lists: list[np.ndarray],
+    who: np.ndarray,
+    cooc: tuple[np.ndarray, np.ndarray, np.ndarray],
+    did: tuple[np.ndarray, np.ndarray],
+    top: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each user ``p`` and each item of ``lists[p]``: of the ``top`` history items
+    (``hists[p]``) adding most to it (``contribs[p]``: history x items; ties: the earlier
+    history item), the first with a positive part, other than the item itself, that other
+    customers also chose with the item: ``(has, item, count)`` per item of the lists laid end
+    to end. Other customers: the co-occurrence count (``cooc``: indptr, indices, counts) less
+    the reader ``who[p]`` (a row of ``did``, -1: none) when they chose both."""
+
+    def starts(parts: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate([[0], np.cumsum([p.size for p in parts])]).astype(np.int64)
+
+    flat = [np.ascontiguousarray(c, dtype=np.float64).ravel() for c in contribs]
+    items = np.concatenate([np.empty(0, np.int64), *lists]).astype(np.int64)
+    n = len(items)
+    has, item_of, count_of = np.zeros(n, bool), np.full(n, -1, np.int64), np.zeros(n)
+    if n:
+        _cited_history(
+            np.concatenate([np.empty(0), *flat]), starts(flat),
+            np.concatenate([np.empty(0, np.int64), *hists]).astype(np.int64), starts(hists),
+            items, starts(lists), np.ascontiguousarray(who, dtype=np.int64),
+            *cooc, *did, int(top), has, item_of, count_of,
+        )  # fmt: skip
+    return has, item_of, count_of

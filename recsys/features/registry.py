@@ -202,55 +202,43 @@ def collab_evidence_block(
 ) -> list[Sequence[tuple[Evidence, ...]]]:
     """Per item: the history item that adds most to its collaborative score (the exact ALS
     split) among the five that add most and that other customers (never the reader) also
-    chose with it, with that count; else the taste profile. The split is solved per user, the
-    customer counts of the whole block's (history item, item) pairs are looked up at once."""
+    chose with it, with that count; else the taste profile. The split is solved per user; the
+    five and their customer counts are found for the whole block in one compiled pass."""
     asked = [
         p
         for p, (st, items) in enumerate(zip(states, lists, strict=True))
         if st.n_items and len(items)
     ]
-    hists = {p: states[p].items[:50] for p in asked}
+    hists = [states[p].items[:50] for p in asked]
+    mine = [np.asarray(lists[p], dtype=np.int64) for p in asked]
     split = ctx.collab.split_many(
-        [hists[p] for p in asked],
-        [_confidence(ctx, states[p], hists[p]) for p in asked],
-        [np.asarray(lists[p], dtype=np.int64) for p in asked],
+        hists, [_confidence(ctx, states[p], h) for p, h in zip(asked, hists, strict=True)], mine
     )
-    per: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    pairs_j: list[np.ndarray] = []
-    pairs_i: list[np.ndarray] = []
-    pairs_who: list[np.ndarray] = []
-    for p, contrib in zip(asked, split, strict=True):  # contrib: history x items
-        items = np.asarray(lists[p], dtype=np.int64)
-        # per item, the five largest contributions in order; those positive and not the item
-        top = np.argsort(-contrib, axis=0, kind="stable")[:5]
-        js = hists[p][top]
-        ok = (contrib[top, np.arange(len(items))] > 0) & (js != items)  # items: one per column
-        per[p] = (js, ok, items)
-        pairs_j.append(js[ok])
-        pairs_i.append(items[np.nonzero(ok)[1]])  # the column of each pair, in mask order
-        pairs_who.append(np.full(len(pairs_j[-1]), p, dtype=np.int64))
-    counts = np.zeros(0)
-    if ctx.shop is not None and pairs_j:
-        who = _shop_users(ctx, states)[np.concatenate(pairs_who)]
-        counts = _others_chose_both(ctx, who, np.concatenate(pairs_j), np.concatenate(pairs_i))
-    out: list[Sequence[tuple[Evidence, ...]]] = []
-    used = 0  # the block's pairs are in user order: each user's counts follow the last's
-    for p, st in enumerate(states):
-        if p not in per:
-            out.append([()] * len(lists[p]))
-            continue
-        js, ok, items = per[p]
-        both = np.zeros(js.shape)
-        k = int(np.count_nonzero(ok))
-        if len(counts):
-            both[ok] = counts[used : used + k]
-        used += k
-        found = both > 0
-        first = np.argmax(found, axis=0)  # the first of the five also chosen with the item
-        rows = np.arange(len(items))
-        out.append(_collab_column(ctx, st, found[first, rows].tolist(),
-                                  js[first, rows].tolist(), both[first, rows].tolist()))  # fmt: skip
+    shop = ctx.shop
+    if shop is not None and asked:
+        from recsys.features import kernels  # numba loads on first use, not at import
+
+        did = shop.signal_matrix
+        has, item_of, count_of = kernels.cited_history(
+            split, hists, mine, _shop_users(ctx, [states[p] for p in asked]),
+            (shop.cooc.indptr, shop.cooc.indices, shop.cooc.counts), (did.indptr, did.indices),
+            COLLAB_CITE_TOP,
+        )  # fmt: skip
+    else:  # no shop-wide counts: nothing to cite but the taste profile
+        n = sum(len(x) for x in mine)
+        has, item_of, count_of = np.zeros(n, bool), np.full(n, -1), np.zeros(n)
+    has_l, item_l, count_l = has.tolist(), item_of.tolist(), count_of.tolist()
+    out: list[Sequence[tuple[Evidence, ...]]] = [[()] * len(x) for x in lists]
+    at = 0
+    for p, items in zip(asked, mine, strict=True):
+        end = at + len(items)
+        out[p] = _collab_column(ctx, states[p], has_l[at:end], item_l[at:end], count_l[at:end])
+        at = end
     return out
+
+
+COLLAB_CITE_TOP = 5
+"""A collaborative reason cites one of the history items that add most to the item's score."""
 
 
 def _confidence(ctx: FeatureContext, st: UserState, hist: np.ndarray) -> np.ndarray:
