@@ -74,6 +74,8 @@ class Explainer:
     rules: ReasonRules = field(default_factory=ReasonRules)
     _title_keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     """Memo of each cited item's title as reasons compare them (see :func:`build_reason`)."""
+    _texts: dict[Evidence, str | None] = field(default_factory=dict, repr=False, compare=False)
+    """Memo of each fact's sentence (see :func:`build_reason`)."""
 
     @cached_property
     def _groups(self) -> GroupOrder:
@@ -138,7 +140,7 @@ class Explainer:
             max_clauses=self.max_clauses,
             skip_facts=_NO_SHARE if stage == Stage.CALIBRATION else _NOTHING,
             evidence_of=evidence_of, rules=self.rules, title_keys=self._title_keys,
-            speaking=speaking,
+            speaking=speaking, texts=self._texts,
         )  # fmt: skip
         if stage == Stage.RANKER:
             return reason

@@ -176,13 +176,15 @@ def build_reason(
     rules: ReasonRules | None = None,
     title_keys: dict[str, str] | None = None,
     speaking: tuple[GroupOrder, list[int]] | None = None,
+    texts: dict[Evidence, str | None] | None = None,
 ) -> Reason:
     """A sentence from the item's largest positive attributions, grouped by template.
 
     A group speaks only through its features with a positive attribution, and only when its
     evidence supports a sentence that reveals nothing sensitive; otherwise the next group speaks.
     ``title_keys`` memoizes :func:`_title_key` across calls (the explainer passes one per model);
-    ``speaking``: the templates' order for this item, computed for a block (:class:`GroupOrder`).
+    ``speaking``: the templates' order for this item, computed for a block (:class:`GroupOrder`);
+    ``texts`` memoizes each fact's sentence across calls (many reasons state the same facts).
     """
     # plain floats: the same values and sums as numpy's float64 scalars, far cheaper to read
     phi = attributions.tolist() if _is_f64(attributions) else attributions
@@ -221,7 +223,7 @@ def build_reason(
                 refused.append(str(ev.fact))
                 continue
             if chosen is None:  # later facts are still checked: their refusals are recorded
-                text = render(ev, titles)
+                text = _render_memo(texts, ev, titles)
                 if text:
                     chosen = (ev, text)
         if chosen is None:
@@ -244,6 +246,23 @@ def build_reason(
         stage=Stage.RANKER,
         refused=tuple(refused),
     )
+
+
+TEXTS_MAX = 1 << 16
+"""Sentences an explainer keeps (then it starts again): a few MB at most."""
+
+
+def _render_memo(texts: dict[Evidence, str | None] | None, ev: Evidence, titles) -> str | None:
+    """:func:`render` through the memo ``texts`` (a sentence depends only on the fact and the
+    titles, which an explainer never changes)."""
+    if texts is None:
+        return render(ev, titles)
+    hit = texts.get(ev, texts)  # a sentence may be None: the memo itself marks a miss
+    if hit is texts:
+        if len(texts) >= TEXTS_MAX:
+            texts.clear()
+        hit = texts[ev] = render(ev, titles)
+    return hit  # type: ignore[return-value]
 
 
 def _is_f64(a: object) -> bool:

@@ -133,3 +133,24 @@ def test_templates_speak_largest_total_first() -> None:
                 want.append((-total, pos[0], g))
         assert got == [g for *_, g in sorted(want)]
     assert order.rank(np.zeros((0, len(groups)))) == []
+
+
+def test_a_memoized_sentence_is_the_rendered_one(monkeypatch) -> None:
+    """The explainer's sentence memo returns what render returns (None included) and starts
+    again when full."""
+    from recsys.explain import reasons
+    from recsys.explain.templates import render
+    from recsys.types import Evidence, Fact
+
+    facts = [
+        Evidence(fact=Fact.CUSTOMERS, count=n, counted="purchase", others=o)
+        for n in (1, 2, 1234)
+        for o in (False, True)
+    ] + [Evidence(fact=Fact.TRENDING, count=0, window_days=30, date="2024-01-01")]  # None
+    monkeypatch.setattr(reasons, "TEXTS_MAX", 4)
+    texts: dict = {}
+    for _ in range(3):
+        for ev in facts:
+            assert reasons._render_memo(texts, ev, {}) == render(ev, {})
+            assert len(texts) <= 4
+    assert render(facts[-1], {}) is None
