@@ -248,3 +248,62 @@ def cited_history(
             *cooc, *did, int(top), has, item_of, count_of,
         )  # fmt: skip
     return has, item_of, count_of
+
+
+@jit
+def _chosen_with(
+    recent,
+    owner,
+    items,
+    who,
+    cooc_indptr,
+    cooc_indices,
+    cooc_counts,
+    did_indptr,
+    did_indices,
+    best_item,
+    best_n,
+):  # pragma: no cover - compiled
+    for r in range(items.shape[0]):
+        p = owner[r]
+        item = items[r]
+        w = who[p]
+        item_did = w >= 0 and _search(did_indptr, did_indices, w, item) >= 0
+        best_item[r] = recent[p, 0]
+        best_n[r] = 0.0
+        for s in range(recent.shape[1]):
+            j = recent[p, s]
+            if j < 0 or j == item:
+                continue
+            k = _search(cooc_indptr, cooc_indices, j, item)
+            n = cooc_counts[k] if k >= 0 else 0
+            if item_did and _search(did_indptr, did_indices, w, j) >= 0:
+                n -= 1  # the reader chose both: never counted among the others
+            if n > best_n[r]:
+                best_item[r] = j
+                best_n[r] = n
+
+
+def chosen_with(
+    recent: np.ndarray,
+    owner: np.ndarray,
+    items: np.ndarray,
+    who: np.ndarray,
+    cooc: tuple[np.ndarray, np.ndarray, np.ndarray],
+    did: tuple[np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row ``r``: of its user's recent items (``recent[owner[r]]``, -1 pads), the one
+    that most other customers chose with ``items[r]`` (the first on a tie) and that count
+    (0: none did). Other customers: the co-occurrence count (``cooc``) less the reader
+    ``who[owner[r]]`` (a row of ``did``, -1: none) when they chose both."""
+    n = len(items)
+    best_item, best_n = np.empty(n, dtype=np.int64), np.empty(n)
+    if n:
+        _chosen_with(
+            np.ascontiguousarray(recent, dtype=np.int64),
+            np.ascontiguousarray(owner, dtype=np.int64),
+            np.ascontiguousarray(items, dtype=np.int64),
+            np.ascontiguousarray(who, dtype=np.int64),
+            *cooc, *did, best_item, best_n,
+        )  # fmt: skip
+    return best_item, best_n

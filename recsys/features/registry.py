@@ -160,17 +160,6 @@ def _shop_users(ctx: FeatureContext, states: Sequence[UserState]) -> np.ndarray:
     )
 
 
-def _others_chose_both(
-    ctx: FeatureContext, who: np.ndarray, js: np.ndarray, items: np.ndarray
-) -> np.ndarray:
-    """Per ``n``: other customers who did the shop's signal event on both ``js[n]`` and
-    ``items[n]``, never the reader ``who[n]`` (a shop user index, -1: none) among them."""
-    shop = ctx.shop
-    assert shop is not None
-    n = shop.cooc.pairs(js, items) - (shop.did_pairs(who, js) & shop.did_pairs(who, items))
-    return np.maximum(n, 0)
-
-
 def _segments(row_user: np.ndarray) -> list[tuple[int, slice]]:
     """``(user position, rows)`` for each user's run of rows (rows are grouped by user)."""
     if not len(row_user):
@@ -352,20 +341,18 @@ def cooc_evidence_block(
     for p, st in enumerate(states):
         r = st.recent(3)
         recent[p, : len(r)] = r
-    js = recent[owner]  # rows x 3: the recent items of each row's user (-1 pads)
-    counts = np.zeros(js.shape)
     shop = ctx.shop
-    ok = js >= 0
-    if shop is not None and ok.any():
-        jj = js[ok]
-        ii = np.broadcast_to(items[:, None], js.shape)[ok]
-        who = np.broadcast_to(_shop_users(ctx, states)[owner][:, None], js.shape)[ok]
-        counts[ok] = _others_chose_both(ctx, who, jj, ii)
-    counts[js == items[:, None]] = 0.0
-    best = np.argmax(counts, axis=1)
-    rows = np.arange(len(items))
-    best_item = js[rows, best].tolist()
-    best_n = counts[rows, best].tolist()
+    if shop is not None and len(items):
+        from recsys.features import kernels  # numba loads on first use, not at import
+
+        did = shop.signal_matrix
+        best, n = kernels.chosen_with(
+            recent, owner, items, _shop_users(ctx, states),
+            (shop.cooc.indptr, shop.cooc.indices, shop.cooc.counts), (did.indptr, did.indices),
+        )  # fmt: skip
+        best_item, best_n = best.tolist(), n.tolist()
+    else:  # no shop-wide counts: nothing to cite
+        best_item, best_n = [-1] * len(items), [0.0] * len(items)
 
     def column(p: int) -> LazyEvidence:
         st, at = states[p], int(starts[p])
