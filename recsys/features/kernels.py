@@ -307,3 +307,66 @@ def chosen_with(
             *cooc, *did, best_item, best_n,
         )  # fmt: skip
     return best_item, best_n
+
+
+@jit
+def _numpy_sum(a, n):  # pragma: no cover - compiled
+    """``a[:n].sum()`` as numpy adds a short row (its pairwise sum: one by one from 0.0 below
+    eight values, else eight running sums added in a fixed tree, then the rest)."""
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[0], a[1], a[2], a[3]
+    r4, r5, r6, r7 = a[4], a[5], a[6], a[7]
+    i = 8
+    while i + 8 <= n:
+        r0 += a[i]
+        r1 += a[i + 1]
+        r2 += a[i + 2]
+        r3 += a[i + 3]
+        r4 += a[i + 4]
+        r5 += a[i + 5]
+        r6 += a[i + 6]
+        r7 += a[i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[i]
+        i += 1
+    return res
+
+
+@jit
+def _nan_stats(s, first, out):  # pragma: no cover - compiled
+    width = s.shape[1]
+    vals = np.empty(width)
+    for r in range(s.shape[0]):
+        n_first = n_all = 0
+        best = -np.inf
+        for c in range(width):
+            x = s[r, c]
+            if np.isnan(x):
+                vals[c] = 0.0
+            else:
+                vals[c] = x
+                n_all += 1
+                if c < first:
+                    n_first += 1
+                if x > best:
+                    best = x
+        out[0, r] = _numpy_sum(vals, first) / n_first if n_first > 0 else np.nan
+        out[1, r] = best if n_all > 0 else np.nan
+        out[2, r] = _numpy_sum(vals, width) / n_all if n_all > 0 else np.nan
+
+
+def nan_stats(s: np.ndarray, first: int) -> np.ndarray:
+    """Per row of ``s`` (NaN: no value): the mean of its values among the first ``first``
+    columns, the largest value and the mean of all, each NaN without any value (as numpy's
+    ``where(isnan, 0, s).sum(axis=1) / count`` and ``nanmax`` compute them): 3 x rows."""
+    s = np.ascontiguousarray(s, dtype=np.float64)
+    out = np.empty((3, len(s)))
+    if len(s):
+        _nan_stats(s, int(min(first, s.shape[1])), out)
+    return out

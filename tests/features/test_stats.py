@@ -135,3 +135,24 @@ def test_a_column_past_32_bits_is_not_found() -> None:
     empty = sp.csr_matrix((2, 6), dtype=np.float32)
     hit, at = csr_find(empty.indptr, empty.indices, np.array([0, 1]), np.array([1, 2]))
     assert hit.tolist() == [False, False] and at.tolist() == [0, 0]
+
+
+def test_nan_stats_are_numpys_to_the_last_bit() -> None:
+    """The similarity features' row statistics equal numpy's nan-aware mean and max exactly
+    (rows of 10 recent-item cosines, NaN where the user has fewer items; all NaN: no item)."""
+    rng = np.random.default_rng(11)
+    s = rng.normal(size=(5000, 10))
+    have = rng.integers(0, 11, size=len(s))  # each row's recent items: a NaN tail after them
+    s[np.arange(10)[None, :] >= have[:, None]] = np.nan
+    s[rng.random(s.shape) < 0.05] = np.nan
+
+    def nanmean(x: np.ndarray) -> np.ndarray:
+        n = (~np.isnan(x)).sum(axis=1)
+        total = np.where(np.isnan(x), 0.0, x).sum(axis=1)
+        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+    empty = np.isnan(s).all(axis=1)
+    best = np.where(empty, np.nan, np.nanmax(np.where(empty[:, None], 0.0, s), axis=1))
+    got = kernels.nan_stats(s, 3)
+    for row, want in zip(got, (nanmean(s[:, :3]), best, nanmean(s)), strict=True):
+        np.testing.assert_array_equal(row, want)  # NaN where NaN, every other bit equal
