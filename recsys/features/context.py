@@ -408,6 +408,8 @@ class UserBlock:
         array is kept as it is, not copied: candidate arrays are never changed in place."""
         if self.exact:
             return
+        from recsys.features import kernels  # numba loads on first use, not at import
+
         Y = ctx.item_factors64
         for p, (st, c) in enumerate(zip(self.states, cands, strict=True)):
             had = self._filled.get(p)
@@ -418,7 +420,7 @@ class UserBlock:
                 c = np.unique(c)
             if had is not None and np.array_equal(had[0], c):
                 continue  # the same candidates: the same scores
-            self._filled[p] = (c, (Y[c] @ st.vector.astype(np.float64)).astype(np.float32))
+            self._filled[p] = (c, kernels.row_dots(Y, c, st.vector).astype(np.float32))
             self._lookup = None
 
     def score_of(self, rows: np.ndarray, items: np.ndarray) -> np.ndarray:

@@ -16,12 +16,15 @@ import numba
 import numpy as np
 
 
-def jit(fn):
-    """``njit`` with the GIL released; cached on disk where numba finds a place for it."""
+def jit(fn=None, **options):
+    """``njit`` with the GIL released; cached on disk where numba finds a place for it.
+    ``options`` go to ``njit`` (``@jit(fastmath=...)``)."""
+    if fn is None:
+        return lambda f: jit(f, **options)
     try:
-        return numba.njit(cache=True, nogil=True)(fn)
+        return numba.njit(cache=True, nogil=True, **options)(fn)
     except RuntimeError:  # no writable cache location: compile in each process instead
-        return numba.njit(nogil=True)(fn)
+        return numba.njit(nogil=True, **options)(fn)
 
 
 @jit
@@ -369,4 +372,24 @@ def nan_stats(s: np.ndarray, first: int) -> np.ndarray:
     out = np.empty((3, len(s)))
     if len(s):
         _nan_stats(s, int(min(first, s.shape[1])), out)
+    return out
+
+
+@jit(fastmath={"reassoc"})
+def _row_dots(Y, rows, v, out):  # pragma: no cover - compiled
+    for r in range(rows.shape[0]):
+        y = Y[rows[r]]
+        acc = 0.0
+        for f in range(v.shape[0]):
+            acc += y[f] * v[f]
+        out[r] = acc
+
+
+def row_dots(Y: np.ndarray, rows: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``Y[rows] @ v`` in float64 without gathering the rows (reassociated into vector lanes:
+    the order of additions is the compiled loop's, the same for every row and call)."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    out = np.empty(len(rows))
+    if len(rows):
+        _row_dots(Y, rows, np.ascontiguousarray(v, dtype=np.float64), out)
     return out

@@ -10,13 +10,12 @@ Imported where MMR first runs (numba's loading cost, see :mod:`recsys.features.k
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from recsys.features.kernels import jit
 
 
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc"})
+@jit(fastmath={"reassoc"})
 def _cosine(unit, a, b):  # pragma: no cover - compiled
     """``unit[a] . unit[b]`` in float64. Reassociation lets the sum run in vector lanes: the
     order of additions is the compiled loop's, the same for every pair and every call."""
