@@ -7,7 +7,9 @@ entries copied for forty pairs) or bisects every pair at once in a dozen passes;
 is the plain loop. numba comes with ``shap``; this module imports it, so it is imported only
 where a look-up is first made (a process that never makes one does not pay for loading it).
 Compiled code is cached next to this file (or in numba's user cache directory), so only the
-first process of an installation compiles.
+first process of an installation compiles. numba's cache notices a change to a kernel's own
+file only, so a kernel never calls a kernel of another module (``_cosine`` here and in
+:mod:`recsys.rerank.kernels` are each their module's own).
 """
 
 from __future__ import annotations
@@ -392,4 +394,47 @@ def row_dots(Y: np.ndarray, rows: np.ndarray, v: np.ndarray) -> np.ndarray:
     out = np.empty(len(rows))
     if len(rows):
         _row_dots(Y, rows, np.ascontiguousarray(v, dtype=np.float64), out)
+    return out
+
+
+@jit(fastmath={"reassoc"})
+def _cosine(unit, a, b):  # pragma: no cover - compiled
+    """``unit[a] . unit[b]`` in float64. Reassociation lets the sum run in vector lanes: the
+    order of additions is the compiled loop's, the same for every pair and every call."""
+    x, y = unit[a], unit[b]
+    s = 0.0
+    for d in range(x.shape[0]):
+        s += np.float64(x[d]) * np.float64(y[d])
+    return s
+
+
+@jit
+def _most_similar(unit, recent, owner, items, out):  # pragma: no cover - compiled
+    for r in range(items.shape[0]):
+        p = owner[r]
+        best = -1
+        value = 0.0
+        for s in range(recent.shape[1]):
+            j = recent[p, s]
+            if j < 0 or j == items[r]:
+                continue
+            c = _cosine(unit, j, items[r])
+            if best < 0 or c > value:
+                best, value = j, c
+        out[r] = best
+
+
+def most_similar(
+    unit: np.ndarray, recent: np.ndarray, owner: np.ndarray, items: np.ndarray
+) -> np.ndarray:
+    """Per row ``r``: of its user's recent items (``recent[owner[r]]``, -1 pads), the one
+    whose unit vector is closest to ``items[r]``'s (the first on a tie; never the item
+    itself; -1: none)."""
+    out = np.empty(len(items), dtype=np.int64)
+    if len(items):
+        _most_similar(
+            unit, np.ascontiguousarray(recent, dtype=np.int64),
+            np.ascontiguousarray(owner, dtype=np.int64),
+            np.ascontiguousarray(items, dtype=np.int64), out,
+        )  # fmt: skip
     return out

@@ -309,15 +309,41 @@ def sim_mean10(ctx, b, row_user, cand):
     return _sim_stats(ctx, b, row_user, cand)[2]
 
 
+def similar_evidence_block(
+    ctx: FeatureContext, states: Sequence[UserState], lists: Sequence[np.ndarray]
+) -> list[Sequence[tuple[Evidence, ...]]]:
+    """Per item: of the user's 10 most recent items, the one whose collaborative vector is
+    closest to it (the first on a tie; never the item itself), for a whole block at once."""
+    from recsys.features import kernels  # numba loads on first use, not at import
+
+    owner, items, starts = _rows_of(lists)
+    recent = np.full((len(states), 10), -1, dtype=np.int64)
+    for p, st in enumerate(states):
+        if st.n_items:
+            r = st.recent(10)
+            recent[p, : len(r)] = r
+    best = kernels.most_similar(ctx.collab.item_unit_, recent, owner, items).tolist()
+
+    def column(p: int) -> LazyEvidence:
+        st, at = states[p], int(starts[p])
+
+        def make(r: int) -> tuple[Evidence, ...]:
+            j = best[at + r]
+            return (_chose(ctx, st, j, fact=Fact.SIMILAR_TO),) if j >= 0 else ()
+
+        return LazyEvidence(len(lists[p]), make)
+
+    return [column(p) for p in range(len(states))]
+
+
+def similar_evidence_many(
+    ctx: FeatureContext, st: UserState, items: np.ndarray
+) -> Sequence[tuple[Evidence, ...]]:
+    return similar_evidence_block(ctx, [st], [np.asarray(items)])[0]
+
+
 def similar_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:
-    if st.n_items == 0:
-        return ()
-    recent = st.recent(10)
-    unit = ctx.collab.item_unit_
-    s = np.where(recent == item, -np.inf, unit[recent] @ unit[item])
-    if not np.isfinite(s).any():
-        return ()
-    return (_chose(ctx, st, int(recent[int(np.argmax(s))]), fact=Fact.SIMILAR_TO),)
+    return similar_evidence_many(ctx, st, np.array([item]))[0]
 
 
 def cooc_recent3(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
@@ -690,11 +716,14 @@ FEATURES: tuple[Feature, ...] = (
             HIST, collab_raw, collab_evidence, evidence_many=collab_evidence_many,
             evidence_block=collab_evidence_block),
     Feature("sim_recent3", "similar", "similarity to the user's 3 most recent items",
-            HIST, sim_recent3, similar_evidence),
+            HIST, sim_recent3, similar_evidence, evidence_many=similar_evidence_many,
+            evidence_block=similar_evidence_block),
     Feature("sim_max10", "similar", "highest similarity to one of the user's 10 most recent items",
-            HIST, sim_max10, similar_evidence),
+            HIST, sim_max10, similar_evidence, evidence_many=similar_evidence_many,
+            evidence_block=similar_evidence_block),
     Feature("sim_mean10", "similar", "mean similarity to the user's 10 most recent items",
-            HIST, sim_mean10, similar_evidence),
+            HIST, sim_mean10, similar_evidence, evidence_many=similar_evidence_many,
+            evidence_block=similar_evidence_block),
     Feature("cooc_recent3", "together", "customers who chose the user's recent items chose it too",
             HIST, cooc_recent3, cooc_evidence, evidence_many=cooc_evidence_many,
             evidence_block=cooc_evidence_block),

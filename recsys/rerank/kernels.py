@@ -18,7 +18,8 @@ from recsys.features.kernels import jit
 @jit(fastmath={"reassoc"})
 def _cosine(unit, a, b):  # pragma: no cover - compiled
     """``unit[a] . unit[b]`` in float64. Reassociation lets the sum run in vector lanes: the
-    order of additions is the compiled loop's, the same for every pair and every call."""
+    order of additions is the compiled loop's, the same for every pair and every call. (This
+    module's own: see :mod:`recsys.features.kernels` on numba's cache.)"""
     x, y = unit[a], unit[b]
     s = 0.0
     for d in range(x.shape[0]):
