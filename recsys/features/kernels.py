@@ -4,18 +4,25 @@ A request asks whether a few dozen (row, column) pairs are stored in a sorted-ro
 (co-occurrence counts, which customers did what): one binary search per pair in its own row.
 numpy has no per-row search, so it either lays the rows end to end (tens of thousands of
 entries copied for forty pairs) or bisects every pair at once in a dozen passes; compiled, it
-is the plain loop. numba comes with ``shap``; this module imports it, so it is imported only
-where a look-up is first made (a process that never makes one does not pay for loading it).
-Compiled code is cached next to this file (or in numba's user cache directory), so only the
-first process of an installation compiles. numba's cache notices a change to a kernel's own
+is the plain loop. numba is a dependency (``shap`` needs it too); this module imports it, so
+it is imported only where a look-up is first made (a process that never makes one does not pay
+for loading it). Compiled code is cached next to this file, or in numba's user cache directory
+when the package's is read-only, so only the first process compiles each signature (where
+neither is writable, every process compiles, and a warning says so). Every kernel checks its
+indices (``boundscheck``): a bad index raises ``IndexError``, as numpy does, never reads
+another array's memory. numba's cache notices a change to a kernel's own
 file only, so a kernel never calls a kernel of another module (``_cosine`` here and in
 :mod:`recsys.rerank.kernels` are each their module's own).
 """
 
 from __future__ import annotations
 
+import logging
+
 import numba
 import numpy as np
+
+log = logging.getLogger("recsys.kernels")
 
 
 def jit(fn=None, **options):
@@ -24,9 +31,10 @@ def jit(fn=None, **options):
     if fn is None:
         return lambda f: jit(f, **options)
     try:
-        return numba.njit(cache=True, nogil=True, **options)(fn)
-    except RuntimeError:  # no writable cache location: compile in each process instead
-        return numba.njit(nogil=True, **options)(fn)
+        return numba.njit(cache=True, nogil=True, boundscheck=True, **options)(fn)
+    except RuntimeError as exc:  # no writable cache location: compile in each process instead
+        log.warning("compiled kernels are not cached (%s): every process compiles them", exc)
+        return numba.njit(nogil=True, boundscheck=True, **options)(fn)
 
 
 @jit

@@ -107,8 +107,8 @@ class AdditiveModel:
 
     @cached_property
     def _flat(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """The step functions laid end to end: thresholds and where each feature's begin,
-        values and where each feature's begin."""
+        """The step functions laid end to end: the thresholds and where each feature's start,
+        the values and where each feature's start."""
         t_start = np.concatenate([[0], np.cumsum([len(t) for t in self.thresholds])])
         v_start = np.concatenate([[0], np.cumsum([len(v) for v in self.values])])
         t_all = np.concatenate([np.empty(0), *self.thresholds]).astype(np.float64)

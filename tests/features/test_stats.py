@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -158,3 +159,12 @@ def test_nan_stats_are_numpys() -> None:
     for row, want in zip(got, (nanmean(s[:, :3]), best, nanmean(s)), strict=True):
         np.testing.assert_array_equal(np.isnan(row), np.isnan(want))
         np.testing.assert_allclose(row, want, rtol=1e-14, atol=0)
+
+
+def test_a_bad_row_raises_as_numpy_would() -> None:
+    """Compiled look-ups check their indices: a row past the table is an IndexError, never a
+    read of another array's memory."""
+    X = sp.identity(4, format="csr")
+    for row in (5, 10**8):
+        with pytest.raises(IndexError):
+            kernels.csr_find(X.indptr, X.indices, np.array([row]), np.array([1]))
