@@ -170,6 +170,19 @@ def best_share(share: np.ndarray, row_user: np.ndarray, codes: np.ndarray) -> np
 
 
 @jit
+def _others_both(
+    cooc_indptr, cooc_indices, cooc_counts, did_indptr, did_indices, w, item_did, j, item
+):  # pragma: no cover - compiled
+    """Other customers who chose both ``j`` and ``item``: the co-occurrence count, less the
+    reader ``w`` (-1: none; ``item_did``: they chose ``item``) when they chose both."""
+    k = _search(cooc_indptr, cooc_indices, j, item)
+    n = cooc_counts[k] if k >= 0 else 0
+    if item_did and w >= 0 and _search(did_indptr, did_indices, w, j) >= 0:
+        n -= 1  # the reader chose both: never counted among the others
+    return n
+
+
+@jit
 def _cited_history(
     contrib,
     c_start,
@@ -219,10 +232,10 @@ def _cited_history(
                 j = hist[h_start[p] + row]
                 if not (v > 0) or j == item:
                     continue
-                k = _search(cooc_indptr, cooc_indices, j, item)
-                n = cooc_counts[k] if k >= 0 else 0
-                if item_did and w >= 0 and _search(did_indptr, did_indices, w, j) >= 0:
-                    n -= 1  # the reader chose both: never counted among the others
+                n = _others_both(
+                    cooc_indptr, cooc_indices, cooc_counts, did_indptr, did_indices,
+                    w, item_did, j, item,
+                )  # fmt: skip
                 if n > 0:
                     has[out] = True
                     item_of[out] = j
@@ -288,10 +301,10 @@ def _chosen_with(
             j = recent[p, s]
             if j < 0 or j == item:
                 continue
-            k = _search(cooc_indptr, cooc_indices, j, item)
-            n = cooc_counts[k] if k >= 0 else 0
-            if item_did and _search(did_indptr, did_indices, w, j) >= 0:
-                n -= 1  # the reader chose both: never counted among the others
+            n = _others_both(
+                cooc_indptr, cooc_indices, cooc_counts, did_indptr, did_indices,
+                w, item_did, j, item,
+            )  # fmt: skip
             if n > best_n[r]:
                 best_item[r] = j
                 best_n[r] = n
