@@ -459,3 +459,88 @@ def most_similar(
             np.ascontiguousarray(items, dtype=np.int64), out,
         )  # fmt: skip
     return out
+
+
+@jit
+def _cooc_mean(indptr, indices, counts, cust, recent, row_user, cand, out):  # pragma: no cover
+    for r in range(cand.shape[0]):
+        u = row_user[r]
+        c = cand[r]
+        total = 0.0
+        n = 0
+        for s in range(recent.shape[1]):
+            j = recent[u, s]
+            if j < 0:
+                break
+            k = _search(indptr, indices, j, c)
+            v = np.float64(counts[k]) if k >= 0 else 0.0
+            total += v / np.sqrt((cust[c] + 1.0) * (cust[j] + 1.0))
+            n += 1
+        out[r] = total / n if n else np.nan
+
+
+def cooc_mean(
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    counts: np.ndarray,
+    cust: np.ndarray,
+    recent: np.ndarray,
+    row_user: np.ndarray,
+    cand: np.ndarray,
+) -> np.ndarray:
+    """Per row ``r``: the mean over its user's recent items ``j`` (``recent[row_user[r]]``,
+    -1 pads at the end) of ``count(j, c) / sqrt((cust[c] + 1) (cust[j] + 1))`` for the
+    candidate ``c = cand[r]``, summed in the recent items' order as numpy's mean over them
+    does; NaN for a user with no recent item."""
+    out = np.empty(len(cand))
+    if len(cand):
+        _cooc_mean(
+            indptr, indices, counts, np.ascontiguousarray(cust, dtype=np.float64),
+            np.ascontiguousarray(recent, dtype=np.int64),
+            np.ascontiguousarray(row_user, dtype=np.int64),
+            np.ascontiguousarray(cand, dtype=np.int64), out,
+        )  # fmt: skip
+    return out
+
+
+@jit
+def _rebuy_cycles(bought, ts, start, as_of, gaps, day, row_user, cand, out):  # pragma: no cover
+    for r in range(cand.shape[0]):
+        u = row_user[r]
+        c = cand[r]
+        last = np.nan
+        for k in range(start[u], start[u + 1]):
+            if bought[k] == c:
+                last = np.float64(ts[k])
+                break
+        gap = gaps[c] if np.isfinite(gaps[c]) else 30.0
+        out[r] = (np.float64(as_of[u]) - last) / day / gap
+
+
+def rebuy_cycles(
+    bought: np.ndarray,
+    ts: np.ndarray,
+    start: np.ndarray,
+    as_of: np.ndarray,
+    gaps: np.ndarray,
+    day: int,
+    row_user: np.ndarray,
+    cand: np.ndarray,
+) -> np.ndarray:
+    """Per row ``r``: the time since its user (``row_user[r]``) last bought ``cand[r]``, in
+    days (``day`` seconds) and then in units of the item's re-buy cycle ``gaps`` (30 where it
+    is not finite); NaN where they never bought it. Each user's distinct bought items are
+    ``bought[start[u]:start[u + 1]]``, at times ``ts``; ``as_of``: each user's request time.
+    The same operations, in the same order, as numpy's ``(as_of - last) / day / gap``."""
+    out = np.empty(len(cand))
+    if len(cand):
+        _rebuy_cycles(
+            np.ascontiguousarray(bought, dtype=np.int64),
+            np.ascontiguousarray(ts, dtype=np.int64),
+            np.ascontiguousarray(start, dtype=np.int64),
+            np.ascontiguousarray(as_of, dtype=np.int64),
+            np.ascontiguousarray(gaps, dtype=np.float64), float(day),
+            np.ascontiguousarray(row_user, dtype=np.int64),
+            np.ascontiguousarray(cand, dtype=np.int64), out,
+        )  # fmt: skip
+    return out

@@ -347,17 +347,19 @@ def similar_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evi
 
 
 def cooc_recent3(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
-    out = np.full(len(cand), np.nan)
-    cust = ctx.customers
-    for pos, rows in _segments(row_user):
-        r = b.states[pos].recent(3)
-        if not len(r):
-            continue
-        c = cand[rows]
-        # the same products as one look-up per recent item, for the (at most) three at once
-        cols = ctx.cooc.lookup_rows(r, c) / np.sqrt((cust[c] + 1)[None, :] * (cust[r] + 1)[:, None])
-        out[rows] = np.mean(cols, axis=0)
-    return out
+    """Mean over the user's 3 most recent items of the customers who chose both it and the
+    candidate, normalized by both items' customers (NaN: no recent item); compiled, one pass
+    over the block's rows."""
+    from recsys.features import kernels  # numba loads on first use, not at import
+
+    recent = np.full((len(b), 3), -1, dtype=np.int64)
+    for pos, st in enumerate(b.states):
+        r = st.recent(3)
+        recent[pos, : len(r)] = r
+    cooc = ctx.cooc
+    return kernels.cooc_mean(
+        cooc.indptr, cooc.indices, cooc.counts, ctx.customers, recent, row_user, cand
+    )
 
 
 def cooc_evidence_block(
@@ -514,21 +516,19 @@ def price_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evide
 
 
 def repeat_cycle(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
+    """Days since the user last bought the candidate, in units of its re-buy cycle (30 days
+    where none is measured); NaN where they never bought it."""
+    from recsys.features import kernels  # numba loads on first use, not at import
+
     _, gaps = ctx.rebuy
-    last = np.full(len(cand), np.nan)
-    for pos, rows in _segments(row_user):
-        lp = b.states[pos].last_purchase
-        if lp:  # the user's bought items, sorted, searched for the candidates at once
-            bought = np.fromiter(lp.keys(), dtype=np.int64, count=len(lp))
-            ts = np.fromiter(lp.values(), dtype=np.int64, count=len(lp))
-            order = np.argsort(bought)
-            bought, ts = bought[order], ts[order]
-            c = cand[rows]
-            at = np.minimum(np.searchsorted(bought, c), len(bought) - 1)
-            hit = bought[at] == c
-            last[rows] = np.where(hit, ts[at], np.nan)
-    as_of = b.as_of[row_user]
-    return (as_of - last) / DAY / np.where(np.isfinite(gaps[cand]), gaps[cand], 30.0)
+    lp = [st.last_purchase for st in b.states]
+    return kernels.rebuy_cycles(
+        np.fromiter((i for d in lp for i in d), dtype=np.int64),
+        np.fromiter((t for d in lp for t in d.values()), dtype=np.int64),
+        np.cumsum([0, *(len(d) for d in lp)]),
+        np.fromiter((st.as_of for st in b.states), dtype=np.int64, count=len(lp)),
+        gaps, DAY, row_user, cand,
+    )  # fmt: skip
 
 
 def repeat_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evidence, ...]:

@@ -161,6 +161,59 @@ def test_nan_stats_are_numpys() -> None:
         np.testing.assert_allclose(row, want, rtol=1e-14, atol=0)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**16), st.integers(1, 6), st.integers(0, 40))
+def test_cooc_mean_is_the_numpy_formula(seed: int, n_users: int, n_rows: int) -> None:
+    """The co-occurrence feature's compiled pass gives, to the last bit, numpy's mean over a
+    user's (up to 3) recent items of count / sqrt((cust_c + 1)(cust_j + 1)); NaN without one."""
+    rng = np.random.default_rng(seed)
+    X, table = _table(seed)
+    cust = np.asarray(X.sum(axis=0)).ravel().astype(float)
+    have = rng.integers(0, 4, size=n_users)
+    recent = np.full((n_users, 3), -1, dtype=np.int64)
+    for u, h in enumerate(have):
+        recent[u, :h] = rng.choice(X.shape[1], size=h, replace=False)
+    row_user = np.sort(rng.integers(0, n_users, size=n_rows))
+    cand = rng.integers(0, X.shape[1], size=n_rows)
+    got = kernels.cooc_mean(table.indptr, table.indices, table.counts, cust, recent, row_user, cand)
+    want = np.full(n_rows, np.nan)
+    for r, (u, c) in enumerate(zip(row_user, cand, strict=True)):
+        js = recent[u, : have[u]]
+        if len(js):
+            cols = table.lookup_rows(js, np.array([c])) / np.sqrt(
+                (cust[[c]] + 1)[None, :] * (cust[js] + 1)[:, None]
+            )
+            want[r] = np.mean(cols, axis=0)[0]
+    np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**16), st.integers(1, 5), st.integers(0, 30))
+def test_rebuy_cycles_are_the_numpy_formula(seed: int, n_users: int, n_rows: int) -> None:
+    """The re-buy feature's compiled pass gives, to the last bit, numpy's (as_of - last) / day
+    / gap (30 where no gap is measured), NaN where the user never bought the item."""
+    rng = np.random.default_rng(seed)
+    n_items, day = 12, 86_400
+    gaps = np.where(rng.random(n_items) < 0.3, np.nan, rng.random(n_items) * 40)
+    bought = []
+    for _ in range(n_users):
+        items = rng.choice(n_items, size=rng.integers(0, 6), replace=False).tolist()
+        bought.append({i: int(rng.integers(0, 10**9)) for i in items})
+    as_of = rng.integers(10**9, 2 * 10**9, size=n_users)
+    row_user = np.sort(rng.integers(0, n_users, size=n_rows))
+    cand = rng.integers(0, n_items, size=n_rows)
+    got = kernels.rebuy_cycles(
+        np.array([i for d in bought for i in d], dtype=np.int64),
+        np.array([t for d in bought for t in d.values()], dtype=np.int64),
+        np.cumsum([0, *(len(d) for d in bought)]), as_of, gaps, day, row_user, cand,
+    )  # fmt: skip
+    last = np.array(
+        [bought[u].get(int(c), np.nan) for u, c in zip(row_user, cand, strict=True)], dtype=float
+    )
+    want = (as_of[row_user] - last) / day / np.where(np.isfinite(gaps[cand]), gaps[cand], 30.0)
+    np.testing.assert_array_equal(got, want)
+
+
 def test_a_bad_row_raises_as_numpy_would() -> None:
     """Compiled look-ups check their indices: a row past the table is an IndexError, never a
     read of another array's memory."""
