@@ -166,8 +166,7 @@ def block_candidates(
         seen = [np.concatenate([st.items, st.seen]) for st in block.states]
         owner = np.repeat(np.arange(len(seen)), [len(x) for x in seen])
         flat = np.concatenate(seen) if seen else np.empty(0, dtype=np.int64)
-        who, items = ctx.catalog.same_product_pairs(owner, flat)
-        allowed[who, items] = False
+        ctx.catalog.exclude_products(allowed, owner, flat)
     parts: list[list[np.ndarray]] = [[] for _ in range(len(block))]
     for source in cfg.sources:
         # re-buys are seen items by definition: they only need to be in stock and not excluded

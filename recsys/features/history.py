@@ -272,6 +272,15 @@ class Catalog:
         more = m.indices[pos].astype(np.int64)
         return np.concatenate([owner, np.repeat(who, lens)]), np.concatenate([items, more])
 
+    def exclude_products(self, mask: np.ndarray, owner: np.ndarray, items: np.ndarray) -> None:
+        """``mask[owner[n], j] = False`` for every item ``j`` that is the same product as
+        ``items[n]`` (itself included), in place: what :meth:`same_product_pairs` names, in one
+        compiled pass over the owners' items (a request's seen items)."""
+        from recsys.features import kernels  # numba loads on first use, not at import
+
+        m = self._product_items
+        kernels.clear_products(mask, owner, items, self.has_twin, self.product, m.indptr, m.indices)
+
     def category_counts(self, items: np.ndarray) -> np.ndarray:
         """How many of ``items`` are in each category (an item counts once per category)."""
         codes = self.category_codes[items].ravel()

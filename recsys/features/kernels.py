@@ -544,3 +544,34 @@ def rebuy_cycles(
             np.ascontiguousarray(cand, dtype=np.int64), out,
         )  # fmt: skip
     return out
+
+
+@jit
+def _clear_products(mask, owner, items, has_twin, product, indptr, indices):  # pragma: no cover
+    for n in range(items.shape[0]):
+        o = owner[n]
+        i = items[n]
+        mask[o, i] = False
+        if has_twin[i]:
+            p = product[i]
+            for k in range(indptr[p], indptr[p + 1]):
+                mask[o, indices[k]] = False
+
+
+def clear_products(
+    mask: np.ndarray,
+    owner: np.ndarray,
+    items: np.ndarray,
+    has_twin: np.ndarray,
+    product: np.ndarray,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+) -> None:
+    """``mask[owner[n], j] = False`` for ``items[n]`` and, when it has twins (``has_twin``),
+    every item ``j`` of its product (``product``; a product's items are row ``product[i]`` of
+    the CSR layout ``indptr``, ``indices``), in place."""
+    if len(items):
+        _clear_products(
+            mask, np.ascontiguousarray(owner, dtype=np.int64),
+            np.ascontiguousarray(items, dtype=np.int64), has_twin, product, indptr, indices,
+        )  # fmt: skip
