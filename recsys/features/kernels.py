@@ -364,40 +364,6 @@ def _numpy_sum(a, n):  # pragma: no cover - compiled
     return res
 
 
-@jit
-def _nan_stats(s, first, out):  # pragma: no cover - compiled
-    width = s.shape[1]
-    vals = np.empty(width)
-    for r in range(s.shape[0]):
-        n_first = n_all = 0
-        best = -np.inf
-        for c in range(width):
-            x = s[r, c]
-            if np.isnan(x):
-                vals[c] = 0.0
-            else:
-                vals[c] = x
-                n_all += 1
-                if c < first:
-                    n_first += 1
-                if x > best:
-                    best = x
-        out[0, r] = _numpy_sum(vals, first) / n_first if n_first > 0 else np.nan
-        out[1, r] = best if n_all > 0 else np.nan
-        out[2, r] = _numpy_sum(vals, width) / n_all if n_all > 0 else np.nan
-
-
-def nan_stats(s: np.ndarray, first: int) -> np.ndarray:
-    """Per row of ``s`` (NaN: no value): the mean of its values among the first ``first``
-    columns, the largest value and the mean of all, each NaN without any value (as numpy's
-    ``where(isnan, 0, s).sum(axis=1) / count`` and ``nanmax`` compute them): 3 x rows."""
-    s = np.ascontiguousarray(s, dtype=np.float64)
-    out = np.empty((3, len(s)))
-    if len(s):
-        _nan_stats(s, int(min(first, s.shape[1])), out)
-    return out
-
-
 @jit(fastmath={"reassoc"})
 def _row_dots(Y, rows, v, out):  # pragma: no cover - compiled
     for r in range(rows.shape[0]):
@@ -575,3 +541,45 @@ def clear_products(
             mask, np.ascontiguousarray(owner, dtype=np.int64),
             np.ascontiguousarray(items, dtype=np.int64), has_twin, product, indptr, indices,
         )  # fmt: skip
+
+
+@jit
+def _recent_similarity(unit, recent, row_user, cand, first, out):  # pragma: no cover
+    width = recent.shape[1]
+    vals = np.empty(width)
+    for r in range(cand.shape[0]):
+        u = row_user[r]
+        n_first = n_all = 0
+        best = -np.inf
+        for s in range(width):
+            j = recent[u, s]
+            if j < 0:
+                vals[s] = 0.0
+                continue
+            x = _cosine(unit, j, cand[r])
+            vals[s] = x
+            n_all += 1
+            if s < first:
+                n_first += 1
+            if x > best:
+                best = x
+        out[0, r] = _numpy_sum(vals, first) / n_first if n_first > 0 else np.nan
+        out[1, r] = best if n_all > 0 else np.nan
+        out[2, r] = _numpy_sum(vals, width) / n_all if n_all > 0 else np.nan
+
+
+def recent_similarity(
+    unit: np.ndarray, recent: np.ndarray, row_user: np.ndarray, cand: np.ndarray, first: int
+) -> np.ndarray:
+    """Per row ``r`` (3 x rows), from the cosines of ``cand[r]`` to its user's recent items
+    (``recent[row_user[r]]``, -1 pads): their mean over the first ``first`` recent items,
+    their largest and their mean over all, NaN for a user with no recent item; the cosines
+    are :func:`_cosine`'s (the "similar to" evidence's), each mean adds as numpy sums a row (:func:`_numpy_sum`)."""
+    out = np.empty((3, len(cand)))
+    if len(cand):
+        _recent_similarity(
+            unit, np.ascontiguousarray(recent, dtype=np.int64),
+            np.ascontiguousarray(row_user, dtype=np.int64),
+            np.ascontiguousarray(cand, dtype=np.int64), int(min(first, recent.shape[1])), out,
+        )  # fmt: skip
+    return out

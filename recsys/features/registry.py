@@ -269,31 +269,22 @@ def collab_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evid
 
 
 # --- similarity to what the user did last -------------------------------------------------------
-def _sim10(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
-    """Rows x 10: cosine of each candidate to the user's 10 most recent items (NaN padded)."""
-    key = ("sim10", id(row_user), id(cand))
-    hit = b.cache.get(key)
-    if hit is not None:
-        return hit
-    unit = ctx.collab.item_unit_
-    out = np.full((len(cand), 10), np.nan)
-    for pos, rows in _segments(row_user):
-        r = b.states[pos].recent(10)
-        if len(r):
-            out[rows, : len(r)] = unit[cand[rows]] @ unit[r].T
-    b.cache[key] = out
-    return out
-
-
 def _sim_stats(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
-    """The three similarity features from :func:`_sim10`'s rows at once (3 x rows): mean of
-    the 3 most recent, highest, mean of the 10 (NaN: no recent item)."""
+    """The three similarity features at once (3 x rows), from each candidate's cosines to the
+    user's 10 most recent items: the mean over the 3 most recent, the highest, the mean of
+    the 10 (NaN: no recent item); one compiled pass, with the cosines the "similar to"
+    evidence reads."""
     key = ("sim_stats", id(row_user), id(cand))
     hit = b.cache.get(key)
     if hit is None:
         from recsys.features import kernels  # numba loads on first use, not at import
 
-        hit = b.cache[key] = kernels.nan_stats(_sim10(ctx, b, row_user, cand), 3)
+        recent = np.full((len(b), 10), -1, dtype=np.int64)
+        for pos, st in enumerate(b.states):
+            r = st.recent(10)
+            recent[pos, : len(r)] = r
+        unit = ctx.collab.item_unit_
+        hit = b.cache[key] = kernels.recent_similarity(unit, recent, row_user, cand, 3)
     return hit
 
 

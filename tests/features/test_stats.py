@@ -138,29 +138,6 @@ def test_a_column_past_32_bits_is_not_found() -> None:
     assert hit.tolist() == [False, False] and at.tolist() == [0, 0]
 
 
-def test_nan_stats_are_numpys() -> None:
-    """The similarity features' row statistics are numpy's nan-aware mean and max (rows of 10
-    recent-item cosines, NaN where the user has fewer items; all NaN: no item), NaN where
-    numpy's are; with today's numpy, equal to the last bit."""
-    rng = np.random.default_rng(11)
-    s = rng.normal(size=(5000, 10))
-    have = rng.integers(0, 11, size=len(s))  # each row's recent items: a NaN tail after them
-    s[np.arange(10)[None, :] >= have[:, None]] = np.nan
-    s[rng.random(s.shape) < 0.05] = np.nan
-
-    def nanmean(x: np.ndarray) -> np.ndarray:
-        n = (~np.isnan(x)).sum(axis=1)
-        total = np.where(np.isnan(x), 0.0, x).sum(axis=1)
-        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
-
-    empty = np.isnan(s).all(axis=1)
-    best = np.where(empty, np.nan, np.nanmax(np.where(empty[:, None], 0.0, s), axis=1))
-    got = kernels.nan_stats(s, 3)
-    for row, want in zip(got, (nanmean(s[:, :3]), best, nanmean(s)), strict=True):
-        np.testing.assert_array_equal(np.isnan(row), np.isnan(want))
-        np.testing.assert_allclose(row, want, rtol=1e-14, atol=0)
-
-
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**16), st.integers(1, 6), st.integers(0, 40))
 def test_cooc_mean_is_the_numpy_formula(seed: int, n_users: int, n_rows: int) -> None:
@@ -212,6 +189,40 @@ def test_rebuy_cycles_are_the_numpy_formula(seed: int, n_users: int, n_rows: int
     )
     want = (as_of[row_user] - last) / day / np.where(np.isfinite(gaps[cand]), gaps[cand], 30.0)
     np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**16), st.integers(1, 5), st.integers(0, 30))
+def test_recent_similarity_is_numpys_nan_mean_and_max(seed: int, n_users: int, n_rows: int) -> None:
+    """The similarity features' compiled pass: each candidate's cosines to its user's (up to
+    10) recent items, then their mean over the 3 most recent, their largest and their mean,
+    as numpy computes them from the same cosines; NaN for a user with no recent item."""
+    rng = np.random.default_rng(seed)
+    unit = rng.normal(size=(30, 8)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    have = rng.integers(0, 11, size=n_users)
+    recent = np.full((n_users, 10), -1, dtype=np.int64)
+    for u, h in enumerate(have):
+        recent[u, :h] = rng.choice(len(unit), size=h, replace=False)
+    row_user = np.sort(rng.integers(0, n_users, size=n_rows))
+    cand = rng.integers(0, len(unit), size=n_rows)
+    got = kernels.recent_similarity(unit, recent, row_user, cand, 3)
+    u64 = unit.astype(np.float64)
+    cos = np.full((n_rows, 10), np.nan)
+    for r, (u, c) in enumerate(zip(row_user, cand, strict=True)):
+        js = recent[u, : have[u]]
+        cos[r, : len(js)] = u64[js] @ u64[c]
+
+    def nanmean(x: np.ndarray) -> np.ndarray:
+        n = (~np.isnan(x)).sum(axis=1)
+        total = np.where(np.isnan(x), 0.0, x).sum(axis=1)
+        return np.where(n > 0, total / np.maximum(n, 1), np.nan)
+
+    empty = np.isnan(cos).all(axis=1)
+    best = np.where(empty, np.nan, np.nanmax(np.where(empty[:, None], 0.0, cos), axis=1))
+    want = np.stack([nanmean(cos[:, :3]), best, nanmean(cos)])
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
 
 
 def test_a_bad_row_raises_as_numpy_would() -> None:
