@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 
@@ -111,14 +111,17 @@ class Explainer:
         order: list[list[int]],
     ) -> ItemList:
         phi = items.column("attributions")
-        stages = items.column("stage") if "stage" in items else [Stage.RANKER] * len(items)
-        groups = items.column("group") if "group" in items else [None] * len(items)
-        reasons = np.empty(len(items), dtype=object)
+        # rows as plain floats, read once for the list (the values build_reason reads)
+        rows = phi.tolist() if phi.dtype == np.float64 and phi.ndim == 2 else list(phi)
+        n = len(items)
+        stages = items.column("stage").tolist() if "stage" in items else [Stage.RANKER] * n
+        groups = items.column("group").tolist() if "group" in items else [None] * n
+        reasons = np.empty(n, dtype=object)
         speak = self._groups
         for r, (i, stage) in enumerate(zip(items.items.tolist(), stages, strict=True)):
             reasons[r] = self.reason(
-                ctx, st, i, phi[r], _STAGES.get(stage) or Stage(stage), groups[r],
-                lambda f, r=r: table.get(f, r), (speak, order[r]),
+                ctx, st, i, rows[r], _STAGES.get(stage) or Stage(stage), groups[r],
+                partial(table.at, r), (speak, order[r]),
             )  # fmt: skip
         return items.with_column("reason", reasons)
 
@@ -127,7 +130,7 @@ class Explainer:
         ctx: FeatureContext,
         st: UserState,
         item: int,
-        phi: np.ndarray,
+        phi: np.ndarray | Sequence[float],
         stage: Stage = Stage.RANKER,
         group: str | None = None,
         evidence_of: Callable[[Feature], tuple[Evidence, ...]] | None = None,

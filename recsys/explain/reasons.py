@@ -104,6 +104,10 @@ class EvidenceTable:
         self._bulk: dict[str, Sequence[tuple[Evidence, ...]]] = {}
         self._one: dict[tuple[str, int], tuple[Evidence, ...]] = {}
 
+    def at(self, r: int, feature: Feature) -> tuple[Evidence, ...]:
+        """:meth:`get`, position first (one item's evidence getter is ``partial(at, r)``)."""
+        return self.get(feature, r)
+
     def get(self, feature: Feature, r: int) -> tuple[Evidence, ...]:
         """Evidence of ``feature`` for the item at position ``r`` of the list."""
         col = self._bulk.get(feature.name)
@@ -166,7 +170,7 @@ def build_reason(
     st: UserState,
     item: int,
     features: Sequence[Feature],
-    attributions: np.ndarray,
+    attributions: np.ndarray | Sequence[float],
     sensitivity: Sensitivity,
     titles: dict[str, str],
     *,
@@ -240,8 +244,8 @@ def build_reason(
         return Reason(text=MESSAGES["fallback"], stage=Stage.RANKER, refused=tuple(refused))
     return Reason(
         text=". ".join(clauses),
-        features=tuple(features[j].name for j in named),
-        attributions=tuple(float(phi[j]) for j in named),
+        features=tuple([features[j].name for j in named]),
+        attributions=tuple([float(phi[j]) for j in named]),
         evidence=tuple(evidence),
         stage=Stage.RANKER,
         refused=tuple(refused),
