@@ -44,7 +44,7 @@ class CollaborativeSource(BaseModel):
         if not block.exact:  # the approximate index built at fit time (collaborative.ann)
             if not len(block):
                 return []
-            vectors = np.stack([st.vector for st in block.states])
+            vectors = np.array([st.vector for st in block.states])
             out = []
             found_all = ctx.collab.index_.search_many(vectors, self.n, allowed)
             for p, (st, found) in enumerate(zip(block.states, found_all, strict=True)):

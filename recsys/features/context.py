@@ -386,12 +386,12 @@ class UserBlock:
     @classmethod
     def build(cls, ctx: FeatureContext, states: list[UserState]) -> UserBlock:
         if states and ctx.collab.index_ is not None:  # approximate retrieval (issue #13)
-            V = np.stack([st.vector for st in states]).astype(np.float64)
+            V = np.array([st.vector for st in states], dtype=np.float64)
             mean, std = ctx.collab.score_moments(V)
             scores = np.empty((len(states), 0), dtype=np.float32)
             return cls(states, scores, mean, np.where(std > 0, std, 1.0), exact=False)
         if states:
-            V = np.stack([st.vector for st in states]).astype(np.float64)
+            V = np.array([st.vector for st in states], dtype=np.float64)
             scores = (V @ ctx.item_factors64.T).astype(np.float32)
         else:
             scores = np.zeros((0, len(ctx.catalog.items)), dtype=np.float32)

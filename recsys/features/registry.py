@@ -402,7 +402,7 @@ def cooc_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Eviden
 # --- the user's own habits ----------------------------------------------------------------------
 def category_affinity(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
     n = np.array([st.n_items for st in b.states], dtype=float)
-    share = np.stack([st.category_counts for st in b.states]) / np.maximum(n, 1)[:, None]
+    share = np.array([st.category_counts for st in b.states]) / np.maximum(n, 1)[:, None]
     # the largest share among each candidate's categories (0 without any): the padded codes
     # give every candidate's categories as one row, so no sparse row selection is needed
     if not share.shape[1]:
@@ -423,7 +423,7 @@ def category_evidence_block(
     if not names or not len(items):
         return [[()] * len(x) for x in lists]
     codes = ctx.catalog.category_codes[items]  # each item's categories in index order, -1 pads
-    mix = np.stack([st.category_counts for st in states])
+    mix = np.array([st.category_counts for st in states])
     counts = np.where(codes >= 0, mix[owner[:, None], np.maximum(codes, 0)], -1.0)
     at = np.argmax(counts, axis=1)
     rows = np.arange(len(items))
