@@ -574,7 +574,8 @@ def recent_similarity(
     """Per row ``r`` (3 x rows), from the cosines of ``cand[r]`` to its user's recent items
     (``recent[row_user[r]]``, -1 pads): their mean over the first ``first`` recent items,
     their largest and their mean over all, NaN for a user with no recent item; the cosines
-    are :func:`_cosine`'s (the "similar to" evidence's), each mean adds as numpy sums a row (:func:`_numpy_sum`)."""
+    are :func:`_cosine`'s (the "similar to" evidence's), each mean adds as numpy sums a row
+    (:func:`_numpy_sum`)."""
     out = np.empty((3, len(cand)))
     if len(cand):
         _recent_similarity(

@@ -269,6 +269,16 @@ def collab_evidence(ctx: FeatureContext, st: UserState, item: int) -> tuple[Evid
 
 
 # --- similarity to what the user did last -------------------------------------------------------
+def _recent_items(states: Sequence[UserState], n: int) -> np.ndarray:
+    """Users x ``n``: each user's ``n`` most recent distinct items, most recent first, -1
+    padding the end (the compiled kernels' layout of a block's recent items)."""
+    out = np.full((len(states), n), -1, dtype=np.int64)
+    for p, st in enumerate(states):
+        r = st.recent(n)
+        out[p, : len(r)] = r
+    return out
+
+
 def _sim_stats(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np.ndarray):
     """The three similarity features at once (3 x rows), from each candidate's cosines to the
     user's 10 most recent items: the mean over the 3 most recent, the highest, the mean of
@@ -279,10 +289,7 @@ def _sim_stats(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: np
     if hit is None:
         from recsys.features import kernels  # numba loads on first use, not at import
 
-        recent = np.full((len(b), 10), -1, dtype=np.int64)
-        for pos, st in enumerate(b.states):
-            r = st.recent(10)
-            recent[pos, : len(r)] = r
+        recent = _recent_items(b.states, 10)
         unit = ctx.collab.item_unit_
         hit = b.cache[key] = kernels.recent_similarity(unit, recent, row_user, cand, 3)
     return hit
@@ -308,11 +315,7 @@ def similar_evidence_block(
     from recsys.features import kernels  # numba loads on first use, not at import
 
     owner, items, starts = _rows_of(lists)
-    recent = np.full((len(states), 10), -1, dtype=np.int64)
-    for p, st in enumerate(states):
-        if st.n_items:
-            r = st.recent(10)
-            recent[p, : len(r)] = r
+    recent = _recent_items(states, 10)
     best = kernels.most_similar(ctx.collab.item_unit_, recent, owner, items).tolist()
 
     def column(p: int) -> LazyEvidence:
@@ -343,10 +346,7 @@ def cooc_recent3(ctx: FeatureContext, b: UserBlock, row_user: np.ndarray, cand: 
     over the block's rows."""
     from recsys.features import kernels  # numba loads on first use, not at import
 
-    recent = np.full((len(b), 3), -1, dtype=np.int64)
-    for pos, st in enumerate(b.states):
-        r = st.recent(3)
-        recent[pos, : len(r)] = r
+    recent = _recent_items(b.states, 3)
     cooc = ctx.cooc
     return kernels.cooc_mean(
         cooc.indptr, cooc.indices, cooc.counts, ctx.customers, recent, row_user, cand
@@ -360,10 +360,7 @@ def cooc_evidence_block(
     with that count (the first on a tie; none when no one did); one look-up of every (recent
     item, item) pair of the block at once."""
     owner, items, starts = _rows_of(lists)
-    recent = np.full((len(states), 3), -1, dtype=np.int64)
-    for p, st in enumerate(states):
-        r = st.recent(3)
-        recent[p, : len(r)] = r
+    recent = _recent_items(states, 3)
     shop = ctx.shop
     if shop is not None and len(items):
         from recsys.features import kernels  # numba loads on first use, not at import
