@@ -102,6 +102,22 @@ class Explainer:
             at += len(lst)
         return out
 
+    def warm(self, ctx: FeatureContext, st: UserState, items: np.ndarray) -> None:
+        """Compute every feature's evidence for ``items``, as one list and as a block of two:
+        what only a reason that names a feature computes (the compiled kernels load on their
+        first call, several ms each) is then ready before the first request and the first
+        batch (:meth:`Pipeline.warm`). A kernel has a compiled version per kind of array it is
+        given: one list's items are read-only, a block's laid end to end are not."""
+        items = np.array(items, dtype=np.int64)
+        items.setflags(write=False)
+        for lists in ([items], [items, items]):
+            block = BlockEvidence(ctx, [st] * len(lists), lists)
+            for f in self.features:
+                if f.evidence_block is not None:
+                    block.column(f, 0)
+                elif f.evidence_many is not None:
+                    f.evidence_many(ctx, st, items)
+
     def _explain(
         self,
         ctx: FeatureContext,

@@ -82,8 +82,8 @@ class FeatureContext:
     def warm(self) -> None:
         """Build every table this context, its catalogue, history and shop-wide numbers build on
         first use (``Pipeline.warm`` runs a request too, for the per-day counts)."""
-        for part in (self, self.catalog, self.history):
-            build_cached(part)
+        for part in (self, self.catalog, self.history, self.history.users, self.catalog.items):
+            build_cached(part)  # the id look-ups too: the first known customer builds them
         if self.shop is not None:
             self.shop.warm()
 

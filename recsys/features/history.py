@@ -37,7 +37,7 @@ class Vocabulary:
             return np.empty(0, dtype=np.intp)
         if len(ids) <= SHORT and not isinstance(ids, pd.Series):
             # a request's few ids (exclusions, a list's items): dict look-ups, no index call
-            pos = self._positions()
+            pos = self.positions
             return np.fromiter((pos.get(k, -1) for k in ids), dtype=np.intp, count=len(ids))
         if isinstance(ids, pd.Series) and len(ids) > 10_000:
             # an event column repeats few ids many times: look each distinct one up once
@@ -48,13 +48,12 @@ class Vocabulary:
 
     def get(self, id_: str) -> int:
         """Index of one id; -1 if unknown (a dict lookup: this is on the request path)."""
-        return self._positions().get(id_, -1)
+        return self.positions.get(id_, -1)
 
-    def _positions(self) -> dict[object, int]:
-        pos = self.__dict__.get("_pos")
-        if pos is None:
-            pos = self.__dict__["_pos"] = {k: i for i, k in enumerate(self.ids.tolist())}
-        return pos
+    @cached_property
+    def positions(self) -> dict[object, int]:
+        """Id to index, for a request's few look-ups (built once; a warmed model has it)."""
+        return {k: i for i, k in enumerate(self.ids.tolist())}
 
 
 @dataclass(frozen=True)

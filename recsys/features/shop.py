@@ -150,8 +150,9 @@ class ShopStats:
 
     def warm(self) -> None:
         """Build the look-ups requests would otherwise build on first use (the signal matrix,
-        the per-customer and by-time indexes, the co-occurrence table)."""
+        the per-customer and by-time indexes, the co-occurrence table, the customer look-up)."""
         build_cached(self)
+        build_cached(self.users)
         _ = self.cooc
 
     # --- one customer -------------------------------------------------------------------------

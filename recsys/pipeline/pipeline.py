@@ -147,7 +147,11 @@ class Pipeline:
             ids = ctx.catalog.items.ids[items].tolist()
             events = tuple(Event(str(i), "view", ts) for i in ids)
             with blas_threads(self.blas):
-                self._block([Query(WARM_VISITOR, events=events)], None, warm_up=True)
+                q = Query(WARM_VISITOR, events=events)
+                self._block([q], None, warm_up=True)  # a request
+                self._block([q, q], None, warm_up=True)  # a block (the batch's arrays)
+                st = ctx.user_state(-1, self.as_of(q), fresh=self.fresh(q))
+                self.explainer.warm(ctx, st, items)
                 self._not_personalized(Query(WARM_VISITOR), "unknown", reader=False)
         except Exception:  # an optimisation only: never the reason a model is not swapped in
             log.warning("warming the model failed; requests build its tables", exc_info=True)

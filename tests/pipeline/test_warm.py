@@ -15,6 +15,9 @@ def _built(rec: Recommender) -> set[tuple[str, str, int | None]]:
     m = rec.model_
     objects = {"model": m, "ctx": m.ctx, "shop": m.ctx.shop, "catalog": m.ctx.catalog}
     objects |= {"history": m.ctx.history, "collab": m.ctx.collab}
+    objects |= {"users": m.ctx.history.users, "items": m.ctx.catalog.items}  # id look-ups
+    if m.ctx.shop is not None:
+        objects["shop users"] = m.ctx.shop.users
     return {
         (name, key, len(value) if isinstance(value, dict) else None)
         for name, obj in objects.items()
@@ -85,3 +88,53 @@ def test_the_warm_up_is_nobodys_and_a_failed_one_still_swaps(
         rec.use(rec.model_)
     assert rec.pipeline is not old and "warming the model failed" in caplog.text
     assert rec.recommend("someone", 3).item_ids  # served, tables built on first use
+
+
+_KERNELS_AFTER_WARM = """
+import sys
+from pathlib import Path
+import numba
+from recsys.explain import kernels as k_explain
+from recsys.features import kernels as k_features
+from recsys.privacy import Pseudonymizer
+from recsys.privacy.consent import SQLiteConsentStore
+from recsys.ranking import kernels as k_ranking
+from recsys.recommender import Recommender
+from recsys.rerank import kernels as k_rerank
+
+def compiled():
+    return {
+        (m.__name__, name, str(sig))
+        for m in (k_explain, k_features, k_ranking, k_rerank)
+        for name, fn in vars(m).items()
+        if isinstance(fn, numba.core.registry.CPUDispatcher)
+        for sig in fn.signatures
+    }
+
+model, db, key, users = sys.argv[1], sys.argv[2], sys.argv[3].encode(), sys.argv[4:]
+rec = Recommender.load(Path(model), pseudonymizer=Pseudonymizer(key), consent=SQLiteConsentStore(db))
+before = compiled()
+lists = [rec.recommend(u, 5) for u in users]
+assert sum(r.personalized for r in lists) >= 10, "too few known customers"
+rec.recommend_many(users[:8], 5)
+print(sorted(compiled() - before))
+"""
+
+
+def test_a_fresh_process_loads_no_kernel_after_the_warm_up(model_copy, small_shop) -> None:
+    """Each compiled kernel's first call in a process loads (or compiles) it: several ms. The
+    warm-up calls every kernel requests call, with the kinds of arrays requests pass (a list's
+    items are read-only), so a new worker's first requests load none (a new process: one
+    that has run other tests has them all already)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import KEY
+
+    model, store = model_copy
+    ids = small_shop.users["user_id"].astype(str).tolist()[:30]
+    out = subprocess.run(
+        [sys.executable, "-c", _KERNELS_AFTER_WARM, str(model), str(store.path), KEY.decode(), *ids],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
+    assert out.stdout.strip() == "[]", out.stdout
